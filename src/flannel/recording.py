@@ -1,0 +1,278 @@
+"""A safetensors file written while training runs, and lazy, checked reads of it.
+
+The shapes of every recorded tensor are known before step 1, so the header is written first and each record
+is placed at its offset with pwrite; nothing accumulates in RAM. The file lives under `<name>.partial` with
+`complete: false` in its metadata until the last record is in, then the header is rewritten in place (same
+reserved length) with the final state digest and `complete: true`, and the file is renamed onto its path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+
+FORMAT = "flannel-recording/1"
+MATRICES = ("embeddings", "grads", "momentum", "variance")
+_SAFETENSORS_DTYPES = {torch.bfloat16: "BF16", torch.float32: "F32", torch.int64: "I64", torch.bool: "BOOL"}
+_HEADER_SLACK = 256  # room for the final metadata values, which may be longer than their placeholders
+
+
+class RecordingError(ValueError):
+    """A recording that cannot be used as asked; the message names the file."""
+
+
+def matrix_keys(tied: bool, quantities) -> list[str]:
+    """The notebooks' key names: tied `embeddings`..., untied `embeddings_E`, `embeddings_W`..."""
+    names = [q for q in MATRICES if q in quantities]
+    return names if tied else [f"{q}_{side}" for q in names for side in ("E", "W")]
+
+
+class StreamingSafetensors:
+    """Write a safetensors file whose tensors are filled in piece by piece, at known offsets."""
+
+    def __init__(self, path: str | Path, specs: dict[str, tuple[torch.dtype, tuple[int, ...]]], metadata: dict[str, str]):
+        self.path = Path(path)
+        self.partial = self.path.with_name(self.path.name + ".partial")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # safetensors' own order: wider dtypes first, then by name, so every tensor stays aligned.
+        order = sorted(specs, key=lambda name: (-_itemsize(specs[name][0]), name))
+        self.entries, offset = {}, 0
+        for name in order:
+            dtype, shape = specs[name]
+            size = _itemsize(dtype) * _numel(shape)
+            self.entries[name] = {"dtype": _SAFETENSORS_DTYPES[dtype], "shape": list(shape), "data_offsets": [offset, offset + size]}
+            offset += size
+        self.specs, self.data_size = specs, offset
+        self.metadata = dict(metadata)
+        self.header_size = _round8(len(self._header_json()) + _HEADER_SLACK)
+        self.data_start = 8 + self.header_size
+        self.fd = os.open(self.partial, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        self._write_header()
+        os.ftruncate(self.fd, self.data_start + self.data_size)
+
+    def _header_json(self) -> bytes:
+        return json.dumps({"__metadata__": self.metadata, **self.entries}, separators=(",", ":"), sort_keys=False).encode()
+
+    def _write_header(self) -> None:
+        header = self._header_json()
+        if len(header) > self.header_size:
+            raise RecordingError(f"{self.partial}: final metadata outgrew the reserved header")
+        _pwrite_all(self.fd, struct.pack("<Q", self.header_size) + header.ljust(self.header_size, b" "), 0)
+
+    def write(self, name: str, tensor: torch.Tensor, index: int | None = None) -> None:
+        """Write a whole tensor, or slice `index` of its first dimension."""
+        dtype, shape = self.specs[name]
+        expected = tuple(shape if index is None else shape[1:])
+        tensor = tensor.detach().to("cpu", dtype).contiguous()
+        if tuple(tensor.shape) != expected:
+            raise RecordingError(f"{self.partial}: {name} got shape {tuple(tensor.shape)}, expected {expected}")
+        begin = self.entries[name]["data_offsets"][0]
+        if index is not None:
+            begin += index * tensor.numel() * _itemsize(dtype)
+        _pwrite_all(self.fd, _bytes(tensor), self.data_start + begin)
+
+    def finish(self, metadata: dict[str, str]) -> None:
+        """Rewrite the header with the final metadata, flush, and rename onto the final path."""
+        self.metadata.update(metadata)
+        self._write_header()
+        os.fsync(self.fd)
+        os.close(self.fd)
+        self.fd = None
+        os.replace(self.partial, self.path)
+
+    def abort(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        self.partial.unlink(missing_ok=True)
+
+
+def _itemsize(dtype: torch.dtype) -> int:
+    return torch.empty((), dtype=dtype).element_size()
+
+
+def _numel(shape) -> int:
+    count = 1
+    for size in shape:
+        count *= size
+    return count
+
+
+def _bytes(tensor: torch.Tensor) -> bytes:
+    return tensor.reshape(-1).view(torch.uint8).numpy().tobytes()
+
+
+def _round8(n: int) -> int:
+    return (n + 7) // 8 * 8
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
+
+
+class Recording:
+    """Lazy, checked read access to a finished recording (safe_open slices; nothing loads whole)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise RecordingError(f"{self.path}: recording not found")
+        expected_size = _declared_size(self.path)
+        actual_size = self.path.stat().st_size
+        if actual_size != expected_size:
+            raise RecordingError(f"{self.path}: truncated or padded recording ({actual_size} bytes, header declares {expected_size})")
+        try:
+            self._file = safe_open(str(self.path), framework="pt")
+        except Exception as error:
+            raise RecordingError(f"{self.path}: not a readable safetensors file ({' '.join(str(error).split())[:120]})") from None
+        self.metadata = self._file.metadata() or {}
+        self.keys = set(self._file.keys())
+        if self.metadata.get("format") == FORMAT and self.metadata.get("complete") != "true":
+            raise RecordingError(f"{self.path}: incomplete recording (training did not finish)")
+
+    @property
+    def tied(self) -> bool:
+        return bool(self.scalar("tied_weights"))
+
+    @property
+    def config(self) -> dict:
+        return json.loads(self.metadata.get("config", "{}"))
+
+    @property
+    def n_records(self) -> int:
+        return self._file.get_slice("recorded_steps").get_shape()[0]
+
+    def steps(self) -> list[int]:
+        return self.tensor("recorded_steps").tolist()
+
+    def tensor(self, name: str) -> torch.Tensor:
+        self._require(name)
+        return self._file.get_tensor(name)
+
+    def scalar(self, name: str):
+        return self.tensor(name).item()
+
+    def record(self, name: str, index: int) -> torch.Tensor:
+        """Record `index` of a [T, ...] tensor, read alone."""
+        self._require(name)
+        return self._file.get_slice(name)[index]
+
+    def shape(self, name: str) -> list[int]:
+        self._require(name)
+        return self._file.get_slice(name).get_shape()
+
+    def matrix(self, quantity: str, side: str = "W") -> str:
+        """The key of a recorded matrix: tied files hold one (E is W), untied ones an _E and a _W."""
+        return quantity if self.tied else f"{quantity}_{side}"
+
+    def _require(self, name: str) -> None:
+        if name not in self.keys:
+            kind = "tied" if "embeddings" in self.keys else "untied" if "embeddings_E" in self.keys else "unknown"
+            raise RecordingError(f"{self.path}: no tensor '{name}' in this {kind} recording")
+
+    def expect(self, *, tied: bool | None = None, config: dict | None = None, sections=("data", "model", "training", "recording")) -> "Recording":
+        """Refuse a recording of the wrong tying, or one made under another config than `config`."""
+        if tied is not None and self.tied != tied:
+            raise RecordingError(f"{self.path}: a {'tied' if self.tied else 'untied'} recording where a {'tied' if tied else 'untied'} one is expected")
+        if config is not None:
+            recorded = self.config
+            for section in sections:
+                if recorded.get(section) != config.get(section):
+                    changed = sorted(k for k in set(recorded.get(section, {})) | set(config.get(section, {}))
+                                     if recorded.get(section, {}).get(k) != config.get(section, {}).get(k))
+                    raise RecordingError(
+                        f"{self.path}: recorded under another config (differs in {', '.join(f'{section}.{k}' for k in changed)}); rerun its training"
+                    )
+        return self
+
+
+def _declared_size(path: Path) -> int:
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+        if len(head) < 8:
+            raise RecordingError(f"{path}: truncated recording (no safetensors header)")
+        (header_size,) = struct.unpack("<Q", head)
+        if header_size > 100_000_000:
+            raise RecordingError(f"{path}: corrupted recording (header length {header_size})")
+        try:
+            header = json.loads(handle.read(header_size))
+        except (ValueError, UnicodeDecodeError):
+            raise RecordingError(f"{path}: corrupted recording (header is not JSON)") from None
+    ends = [entry["data_offsets"][1] for name, entry in header.items() if name != "__metadata__"]
+    return 8 + header_size + max(ends, default=0)
+
+
+class RunRecorder:
+    """The notebooks' recorder, streamed. Record 0 is the initial state (zero grads and moments, NaN loss,
+    zero logits); record k follows optimizer step k x record_every: weights and Adam moments after the step,
+    grads before it (before clipping), the logits of sequence 0 at its last position, and the step's loss."""
+
+    def __init__(self, path, *, tied: bool, rows: torch.Tensor, vocab_size: int, n_embd: int, n_records: int,
+                 quantities, dtype: torch.dtype, scalars: dict[str, torch.Tensor], metadata: dict[str, str]):
+        self.tied, self.rows, self.dtype = tied, rows, dtype
+        self.all_rows = rows.numel() == vocab_size and bool(torch.equal(rows, torch.arange(vocab_size)))
+        self.keys = matrix_keys(tied, quantities)
+        self.with_logits = "logits" in quantities
+        specs = {key: (dtype, (n_records, rows.numel(), n_embd)) for key in self.keys}
+        specs["losses"] = (torch.float32, (n_records,))
+        specs["recorded_steps"] = (torch.int64, (n_records,))
+        specs["recorded_rows"] = (torch.int64, (rows.numel(),))
+        if self.with_logits:
+            specs["logits"] = (dtype, (n_records, vocab_size))
+        for name, value in scalars.items():
+            specs[name] = (value.dtype, tuple(value.shape))
+        metadata = {**metadata, "format": FORMAT, "complete": "false", "state_sha256_final": "0" * 64}
+        self.file = StreamingSafetensors(path, specs, metadata)
+        for name, value in scalars.items():
+            self.file.write(name, value)
+        self.file.write("recorded_rows", rows)
+        self.index = 0
+
+    def _rows(self, matrix: torch.Tensor) -> torch.Tensor:
+        matrix = matrix.detach()
+        return matrix if self.all_rows else matrix[self.rows.to(matrix.device)]
+
+    def snapshot_grads(self, params: dict[str, torch.nn.Parameter]) -> dict[str, torch.Tensor]:
+        """Copies of the recorded grad rows, taken after backward and before clipping."""
+        if not any(k.startswith("grads") for k in self.keys):
+            return {}
+        return {side: self._rows(p.grad if p.grad is not None else torch.zeros_like(p)).to("cpu", self.dtype, copy=True)
+                for side, p in params.items()}
+
+    def record(self, step: int, params: dict[str, torch.nn.Parameter], optimizer, grads: dict | None,
+               logits_row: torch.Tensor | None, loss: float) -> None:
+        """`params` maps "E"/"W" to the embedding and unembedding (one entry, "W", when tied)."""
+        for side, param in params.items():
+            state = optimizer.state.get(param, {})
+            values = {
+                "embeddings": lambda: self._rows(param),
+                "grads": lambda: grads[side] if grads else torch.zeros_like(self._rows(param)),
+                "momentum": lambda: self._rows(state["exp_avg"]) if "exp_avg" in state else torch.zeros_like(self._rows(param)),
+                "variance": lambda: self._rows(state["exp_avg_sq"]) if "exp_avg_sq" in state else torch.zeros_like(self._rows(param)),
+            }
+            for quantity, value in values.items():
+                key = quantity if self.tied else f"{quantity}_{side}"
+                if key in self.keys:
+                    self.file.write(key, value(), self.index)
+        if self.with_logits:
+            self.file.write("logits", logits_row if logits_row is not None else torch.zeros(self.file.specs["logits"][1][1]), self.index)
+        self.file.write("losses", torch.tensor(loss, dtype=torch.float32), self.index)
+        self.file.write("recorded_steps", torch.tensor(step, dtype=torch.int64), self.index)
+        self.index += 1
+
+    def finish(self, final_digest: str) -> None:
+        expected = self.file.specs["recorded_steps"][1][0]
+        if self.index != expected:
+            raise RecordingError(f"{self.file.partial}: {self.index} records written, {expected} expected")
+        self.file.finish({"complete": "true", "state_sha256_final": final_digest})
+
+    def abort(self) -> None:
+        self.file.abort()

@@ -1,0 +1,235 @@
+"""One training run: build, train, record. A nanoGPT-style loop with the Trainer's defaults made explicit.
+
+Same config + same seed gives the same bytes, alone or after other runs in the process: every random
+source is seeded from the run's own seeds right where it is used (the model init inside build_model, the
+batch order in its own generator), and the intra-op thread count comes from the config, not the scheduler.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import get_constant_schedule_with_warmup, get_linear_schedule_with_warmup
+from transformers.loss.loss_utils import ForCausalLMLoss
+
+from . import __version__
+from .config import data_seed
+from .data import check_windows
+from .model import DTYPES, build_model, embedding_E, state_sha256, unembedding_W
+from .outputs import atomic_output
+from .recording import RunRecorder
+
+log = logging.getLogger("flannel.training")
+IGNORE = -100
+TRAINING_SECTIONS = ("data", "model", "training", "recording")
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (for example a non-finite loss); the message names the step."""
+
+
+@dataclass(frozen=True)
+class Run:
+    tying: str
+    seed: int
+
+    @property
+    def tied(self) -> bool:
+        return self.tying == "tied"
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    return torch.device(name)
+
+
+def make_deterministic(threads: int) -> None:
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.set_num_threads(threads)
+
+
+def window_batches(n_tokens: int, seq_len: int, batch_size: int, seed: int):
+    """Start offsets of windows of seq_len + 1 tokens, one window per offset, drawn without replacement in
+    batches from a generator that nothing else touches; a new permutation when the windows run out."""
+    generator = torch.Generator().manual_seed(seed)
+    n_windows = n_tokens - seq_len
+    while True:
+        order = torch.randperm(n_windows, generator=generator)
+        for begin in range(0, n_windows - batch_size + 1, batch_size):
+            yield order[begin : begin + batch_size]
+
+
+def targets_for(window: torch.Tensor, objective: str) -> torch.Tensor:
+    """Already-shifted labels for the model's input window[:, :-1]."""
+    if objective == "next_token":
+        return window[:, 1:].contiguous()
+    # skip_one: the notebooks' labels window[:, 1:], shifted once more by ForCausalLMLoss.
+    return torch.nn.functional.pad(window[:, 2:], (0, 1), value=IGNORE)
+
+
+def lr_scheduler(optimizer, training: dict):
+    if training["lr_schedule"] == "linear":
+        return get_linear_schedule_with_warmup(optimizer, training["warmup_steps"], training["steps"])
+    return get_constant_schedule_with_warmup(optimizer, training["warmup_steps"])
+
+
+def recorded_rows(config: dict, dead_mask: torch.Tensor, seed: int) -> torch.Tensor:
+    """All rows, or the dead rows plus a seeded sample of live rows, sorted."""
+    recording, vocab_size = config["recording"], config["model"]["vocab_size"]
+    if recording["rows"] == "all":
+        return torch.arange(vocab_size)
+    live = torch.nonzero(~dead_mask).flatten()
+    pick = torch.randperm(live.numel(), generator=torch.Generator().manual_seed(seed))[: recording["live_sample"]]
+    return torch.sort(torch.cat([torch.nonzero(dead_mask).flatten(), live[pick]])).values
+
+
+def versions() -> dict[str, str]:
+    import numpy
+    import safetensors
+    import tokenizers
+    import transformers
+
+    return {"flannel": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "tokenizers": tokenizers.__version__,
+            "safetensors": safetensors.__version__, "numpy": numpy.__version__}
+
+
+def train_run(config: dict, run: Run, token_ids: torch.Tensor, masks: dict[str, torch.Tensor], out_path,
+              moved_path=None, *, token_ids_sha256: str = "", batches=None) -> dict:
+    """Train one run and stream its recording to `out_path`. `batches` (an iterator of window start
+    offsets) replaces the seeded sampler; the parity test uses it to replay another trainer's order."""
+    model_cfg, training, recording = config["model"], config["training"], config["recording"]
+    steps, seq_len, vocab_size = training["steps"], training["seq_len"], model_cfg["vocab_size"]
+    check_windows(token_ids.numel(), training["batch_size"], seq_len, "token ids")
+    make_deterministic(training["threads"])
+    device = pick_device(training["device"])
+    param_dtype, compute_dtype = DTYPES[training["param_dtype"]], DTYPES[training["compute_dtype"]]
+
+    model = build_model(model_cfg, run.tied, run.seed, param_dtype).to(device)
+    # The fast path: an fp32 working copy computes the gradients; weights and Adam state stay in param_dtype.
+    worker = copy.deepcopy(model).to(compute_dtype) if compute_dtype != param_dtype else model
+    params, worker_params = list(model.parameters()), list(worker.parameters())
+    optimizer = torch.optim.AdamW(params, lr=training["learning_rate"], betas=(training["adam_beta1"], training["adam_beta2"]),
+                                  eps=training["adam_epsilon"], weight_decay=training["weight_decay"], foreach=False)
+    scheduler = lr_scheduler(optimizer, training)
+    recorded = {"W": unembedding_W(model)} if run.tied else {"E": embedding_E(model), "W": unembedding_W(model)}
+
+    initial_digest = state_sha256(model)
+    initial_state = {name: p.detach().clone() for name, p in model.named_parameters()}
+    variance_decreased = {name: torch.zeros_like(p, dtype=torch.bool) for name, p in model.named_parameters()}
+    record_every = recording["record_every"]
+    n_live, n_dead = int(masks["live_mask"].sum()), int(masks["dead_mask"].sum())
+    recorder = RunRecorder(
+        out_path, tied=run.tied, rows=recorded_rows(config, masks["dead_mask"], run.seed), vocab_size=vocab_size,
+        n_embd=model_cfg["n_embd"], n_records=steps // record_every + 1, quantities=recording["quantities"],
+        dtype=DTYPES[recording["dtype"]],
+        scalars={
+            "init_scale": torch.tensor(model_cfg["init_scale"], dtype=torch.float32),
+            "learning_rate": torch.tensor(training["learning_rate"], dtype=torch.float32),
+            "weight_decay": torch.tensor(training["weight_decay"], dtype=torch.float32),
+            "adam_beta1": torch.tensor(training["adam_beta1"], dtype=torch.float32),
+            "adam_beta2": torch.tensor(training["adam_beta2"], dtype=torch.float32),
+            "n_live": torch.tensor(n_live, dtype=torch.int64),
+            "n_dead": torch.tensor(n_dead, dtype=torch.int64),
+            "tied_weights": torch.tensor(run.tied, dtype=torch.bool),
+            "dead_indices": masks["dead_indices"].to(torch.int64),
+        },
+        metadata={
+            "config": json.dumps({k: config[k] for k in TRAINING_SECTIONS}, sort_keys=True),
+            "tying": run.tying, "seed": str(run.seed), "data_seed": str(data_seed(config, run.seed)),
+            "device": device.type, "versions": json.dumps(versions(), sort_keys=True),
+            "token_ids_sha256": token_ids_sha256, "state_sha256_initial": initial_digest,
+        },
+    )
+    try:
+        recorder.record(0, recorded, optimizer, None, None, float("nan"))
+        if batches is None:
+            batches = window_batches(token_ids.numel(), seq_len, training["batch_size"], data_seed(config, run.seed))
+        offsets = torch.arange(seq_len + 1)
+        tokens = token_ids.to(device)
+        started = time.perf_counter()
+        for step in range(1, steps + 1):
+            window = tokens[next(batches).to(device)[:, None] + offsets.to(device)]
+            if worker is not model:
+                with torch.no_grad():
+                    for work, param in zip(worker_params, params):
+                        work.copy_(param)
+            logits = worker(input_ids=window[:, :-1]).logits
+            loss = ForCausalLMLoss(logits, None, vocab_size, shift_labels=targets_for(window, training["objective"]))
+            if not torch.isfinite(loss):
+                raise TrainingError(f"{run.tying} seed {run.seed}: loss is {loss.item()} at step {step}")
+            loss.backward()
+            if worker is not model:
+                for work, param in zip(worker_params, params):
+                    param.grad, work.grad = work.grad.to(param_dtype), None
+            is_record = step % record_every == 0
+            grads = recorder.snapshot_grads(recorded) if is_record else None
+            if training["max_grad_norm"] is not None:
+                torch.nn.utils.clip_grad_norm_(params, training["max_grad_norm"])
+            previous_variance = {name: optimizer.state[p]["exp_avg_sq"].clone() for name, p in model.named_parameters()
+                                 if p in optimizer.state}
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            for name, p in model.named_parameters():
+                if name in previous_variance:
+                    variance_decreased[name] |= optimizer.state[p]["exp_avg_sq"] < previous_variance[name]
+            if is_record:
+                recorder.record(step, recorded, optimizer, grads, logits[0, -1].detach(), loss.item())
+            if step % training["log_every"] == 0 or step == steps:
+                _log_progress(run, step, steps, loss.item(), time.perf_counter() - started)
+        final_digest = state_sha256(model)
+        recorder.finish(final_digest)
+    except BaseException:
+        recorder.abort()
+        raise
+    moved = moved_table(model, initial_state, variance_decreased)
+    if moved_path is not None:
+        write_moved_table(moved, moved_path)
+    return {"state_sha256_initial": initial_digest, "state_sha256_final": final_digest, "moved": moved}
+
+
+def _log_progress(run: Run, step: int, steps: int, loss: float, elapsed: float) -> None:
+    rate = step / elapsed if elapsed > 0 else math.inf
+    log.info("%s seed %d: step %d/%d loss %.4f %.2f steps/s ETA %.0f s", run.tying, run.seed, step, steps, loss,
+             rate, (steps - step) / rate if rate else math.inf)
+
+
+def moved_table(model, initial_state: dict, variance_decreased: dict) -> list[dict]:
+    """Per parameter tensor: the fraction of elements that changed between init and the end, the largest
+    change, and the fraction of Adam second-moment elements that ever decreased (bf16 v x beta2 can round
+    back to v, so in the notebooks' regime it never does)."""
+    rows = []
+    for name, param in model.named_parameters():
+        before, after = initial_state[name], param.detach()
+        rows.append({
+            "parameter": name, "numel": param.numel(), "dtype": str(param.dtype).replace("torch.", ""),
+            "fraction_changed": (after != before).float().mean().item(),
+            "max_abs_change": (after.float() - before.float()).abs().max().item(),
+            "fraction_variance_ever_decreased": variance_decreased[name].float().mean().item(),
+        })
+    return rows
+
+
+def write_moved_table(rows: list[dict], path) -> None:
+    columns = list(rows[0])
+    lines = ["\t".join(columns)] + ["\t".join(_cell(row[c]) for c in columns) for row in rows]
+    with atomic_output(path) as partial:
+        Path(partial).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _cell(value) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
