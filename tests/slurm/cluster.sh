@@ -49,6 +49,12 @@ stop_pidfile() {  # stop_pidfile NAME PIDFILE: SIGTERM, wait up to 15 s, then SI
         rm -f "$f"
         return 0
     fi
+    # Guard against a recycled pid: the process must still be the daemon we started.
+    if [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" != "$name" ]]; then
+        log "$name: pid $pid is now '$(cat "/proc/$pid/comm" 2>/dev/null)', not $name; leaving it alone"
+        rm -f "$f"
+        return 0
+    fi
     log "$name: stopping pid $pid"
     kill -TERM "$pid" 2>/dev/null || true
     for ((i = 0; i < 150; i++)); do
@@ -134,12 +140,13 @@ cmd_start() {
         fi
         install -d -o munge -g munge -m 0755 "$MUNGE_SOCKET_DIR"
         install -d -o munge -g munge -m 0700 /var/lib/munge /var/log/munge
-        # munged writes its own pid file; it must live where the munge user can write.
-        install -d -o munge -g munge -m 0755 "$dir/munge"
-        runuser -u munge -- /usr/sbin/munged --pid-file="$dir/munge/munged.pid" ||
+        # munged (running as munge) writes its pid file in its own run dir, which it can always
+        # write (DIR may be a 0700 mktemp dir); DIR/munged.pid records that we started it.
+        rm -f "$MUNGE_SOCKET_DIR/munged.pid"
+        runuser -u munge -- /usr/sbin/munged --pid-file="$MUNGE_SOCKET_DIR/munged.pid" ||
             die "munged failed to start"
-        wait_for_pidfile munged "$dir/munge/munged.pid" /var/log/munge/munged.log
-        ln -sfn "$dir/munge/munged.pid" "$dir/munged.pid"
+        wait_for_pidfile munged "$MUNGE_SOCKET_DIR/munged.pid" /var/log/munge/munged.log
+        cp "$MUNGE_SOCKET_DIR/munged.pid" "$dir/munged.pid"
         munge -n </dev/null | unmunge >/dev/null || die "munge round trip failed"
     fi
 
@@ -222,9 +229,9 @@ cmd_stop() {
     stop_pidfile slurmd "$dir/slurmd.pid"
     stop_pidfile slurmctld "$dir/slurmctld.pid"
     # Only a munged that `start` launched has this pid file.
-    if [[ -L "$dir/munged.pid" || -e "$dir/munged.pid" ]]; then
-        stop_pidfile munged "$(readlink -f "$dir/munged.pid")"
-        rm -f "$dir/munged.pid"
+    if [[ -e "$dir/munged.pid" ]]; then
+        stop_pidfile munged "$dir/munged.pid"
+        rm -f "$MUNGE_SOCKET_DIR/munged.pid"
     fi
     if [[ -L "$ETC_CONF" && "$(readlink -f "$ETC_CONF")" == "$dir/slurm.conf" ]]; then
         rm -f "$ETC_CONF"

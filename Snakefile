@@ -1,0 +1,25 @@
+# flannel: what happens to dead vocabulary tokens while a tiny GPT-2 trains.
+# Table of contents: config + validation (rules/common.smk), the data half, the training runs,
+# the sanity checks, the analyses and figures; `rule all` asks for everything the config lists.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/train.smk"
+include: "rules/sanity.smk"
+include: "rules/figures.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),

@@ -1,0 +1,26 @@
+# One training job per (tying, seed): the streamed recording and the table of what moved.
+
+
+rule train:
+    input:
+        token_ids="results/data/token_ids.safetensors",
+        masks="results/data/live_dead_tokens.safetensors",
+    output:
+        run="results/runs/{tying}/seed{seed}.safetensors",
+        moved="results/runs/{tying}/seed{seed}.moved.tsv",
+    params:
+        training=training_params(),
+        code=code_digest(*TRAINING_MODULES),
+    log:
+        "logs/train/{tying}/seed{seed}.log",
+    benchmark:
+        "benchmarks/train/{tying}/seed{seed}.tsv"
+    threads: config["training"]["threads"]
+    resources:
+        mem_mb=train_mem_mb,
+        runtime=train_runtime_min,
+        gpu=1 if config["training"]["device"] == "cuda" else 0,
+    conda:
+        "../envs/flannel.yaml"
+    script:
+        "../workflow/scripts/train.py"

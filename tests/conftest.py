@@ -1,0 +1,89 @@
+"""Shared fixtures: a tiny validated config, tiny data, tiny trained runs, and one end-to-end workflow run
+on config/test.yaml in a temporary copy of the repository (shared by every end-to-end test)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from flannel import config as flannel_config  # noqa: E402
+from flannel import data  # noqa: E402
+from flannel.corpus import demo_corpora  # noqa: E402
+from flannel.training import Run, train_run  # noqa: E402
+
+
+def tiny_config(**overrides) -> dict:
+    """config/test.yaml, validated, with section-level overrides: tiny_config(training={"steps": 4})."""
+    config = flannel_config.load(ROOT / "config" / "test.yaml")
+    for section, values in overrides.items():
+        config[section].update(values)
+    return flannel_config.validate(config)
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """Demo corpora, a trained tokenizer, token ids and masks at test.yaml scale."""
+    folder = tmp_path_factory.mktemp("data")
+    config = tiny_config()
+    model_text, tokenizer_text = demo_corpora(0, config["data"]["demo_words"], config["data"]["demo_extra_words"])
+    (folder / "model.txt").write_text(model_text, encoding="utf-8")
+    (folder / "tokenizer.txt").write_text(tokenizer_text, encoding="utf-8")
+    vocab_size = config["model"]["vocab_size"]
+    tokenizer = data.train_tokenizer(folder / "tokenizer.txt", vocab_size)
+    data.save_tokenizer(tokenizer, folder / "tokenizer.json")
+    ids = data.tokenize(folder / "model.txt", tokenizer, vocab_size)
+    data.save_token_ids(ids, folder / "token_ids.safetensors")
+    masks = data.live_dead(ids, vocab_size)
+    data.save_live_dead(masks, folder / "live_dead_tokens.safetensors")
+    return {"folder": folder, "ids": torch.from_numpy(ids.astype("int64")), "masks": masks, "config": config}
+
+
+def train_tiny(tiny_data, folder: Path, tying: str, seed: int, config: dict | None = None) -> Path:
+    out = folder / tying / f"seed{seed}.safetensors"
+    train_run(config or tiny_data["config"], Run(tying, seed), tiny_data["ids"], tiny_data["masks"], out,
+              out.with_suffix(".moved.tsv"))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tiny_data, tmp_path_factory):
+    """Tied seeds 42 and 43 and untied seed 42 on test.yaml settings."""
+    folder = tmp_path_factory.mktemp("runs")
+    return {(tying, seed): train_tiny(tiny_data, folder, tying, seed) for tying, seed in [("tied", 42), ("tied", 43), ("untied", 42)]}
+
+
+def copy_repo(destination: Path) -> Path:
+    """The repository's tracked and untracked-but-not-ignored files, as a fresh clone would have them."""
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
+                            capture_output=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_file():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination / name)
+    return destination
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(workdir / "src")}
+    result = subprocess.run(["snakemake", *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def workflow_run(tmp_path_factory):
+    """The whole DAG on config/test.yaml, run once with --cores 2 in a fresh copy of the repository."""
+    workdir = copy_repo(tmp_path_factory.mktemp("workflow"))
+    snakemake(workdir, "--cores", "2", "--configfile", "config/test.yaml")
+    return workdir
