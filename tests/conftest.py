@@ -87,3 +87,18 @@ def workflow_run(tmp_path_factory):
     workdir = copy_repo(tmp_path_factory.mktemp("workflow"))
     snakemake(workdir, "--cores", "2", "--configfile", "config/test.yaml")
     return workdir
+
+
+SERIAL_TARGETS = [
+    "results/data/tokenizer.json", "results/data/token_ids.safetensors", "results/data/live_dead_tokens.safetensors",
+    "results/data/live_dead_tokens.csv", "results/data/token_stats.json",
+    "results/runs/tied/seed42.safetensors", "results/runs/tied/seed43.safetensors", "results/runs/untied/seed42.safetensors",
+]
+
+
+@pytest.fixture(scope="session")
+def workflow_run_serial(tmp_path_factory):
+    """The data half and the runs of config/test.yaml again, with --cores 1, in another directory."""
+    workdir = copy_repo(tmp_path_factory.mktemp("workflow_serial"))
+    snakemake(workdir, "--cores", "1", "--configfile", "config/test.yaml", *SERIAL_TARGETS)
+    return workdir

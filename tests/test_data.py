@@ -1,0 +1,138 @@
+"""The data half on small inputs with known answers, and the demo data's determinism."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+
+from conftest import ROOT
+from flannel import data
+from flannel.corpus import SplitMix64, demo_corpora
+from flannel.data import DataError
+
+
+def test_splitmix64_matches_the_reference_stream():
+    # First outputs for seed 0 from the reference C implementation (Vigna's splitmix64.c).
+    rng = SplitMix64(0)
+    assert [rng.next() for _ in range(3)] == [0xE220A8397B1DCDAF, 0x6E789E6AA1B965F4, 0x06C45D188009454F]
+
+
+def test_demo_corpora_are_deterministic_and_the_tokenizer_corpus_extends_the_model_corpus():
+    model_text, tokenizer_text = demo_corpora(7, 3000, 1000)
+    assert (model_text, tokenizer_text) == demo_corpora(7, 3000, 1000)
+    assert tokenizer_text.startswith(model_text) and len(tokenizer_text) > len(model_text)
+    assert set("qxzθ") & set(tokenizer_text) and not set("qxzθ") & set(model_text)
+    assert demo_corpora(8, 3000, 1000)[0] != model_text
+
+
+def test_demo_corpus_bytes_are_the_same_in_another_process():
+    code = "from flannel.corpus import demo_corpora; import sys; sys.stdout.buffer.write(demo_corpora(3, 5000, 500)[1].encode())"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True,
+                           env={"PYTHONPATH": str(ROOT / "src"), "PYTHONHASHSEED": "123"}).stdout
+    assert other == demo_corpora(3, 5000, 500)[1].encode()
+
+
+def test_live_dead_masks_on_known_ids():
+    masks = data.live_dead(np.array([0, 2, 2, 5, 0, 2], dtype=np.uint16), vocab_size=7)
+    assert masks["token_occurrence_counts"].tolist() == [2, 0, 3, 0, 0, 1, 0]
+    assert masks["live_mask"].tolist() == [True, False, True, False, False, True, False]
+    assert torch.equal(masks["dead_mask"], ~masks["live_mask"])
+    assert masks["live_indices"].tolist() == [0, 2, 5] and masks["dead_indices"].tolist() == [1, 3, 4, 6]
+    assert {k: v.dtype for k, v in masks.items()} == {
+        "live_mask": torch.bool, "dead_mask": torch.bool, "live_indices": torch.int64,
+        "dead_indices": torch.int64, "token_occurrence_counts": torch.int64}
+
+
+def test_token_stats_on_known_sizes(tmp_path):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("héllo", encoding="utf-8")
+    stats = data.token_stats(corpus, np.arange(1000), batch_size=4, seq_len=10, steps=50)
+    assert stats["bytes"] == 6 and stats["characters"] == 5
+    assert stats["tokens"] == 1000 and stats["training_windows"] == 990
+    assert stats["tokens_per_step"] == 40 and stats["notebook_epochs"] == 2.0
+    assert stats["windows_drawn"] == 200 and stats["window_coverage"] == round(200 / 990, 6)
+
+
+def test_tokenizer_training_tokenizing_and_masks(tiny_data, tmp_path):
+    config = tiny_data["config"]
+    vocab_size = config["model"]["vocab_size"]
+    folder = tiny_data["folder"]
+    tokenizer = data.load_tokenizer(folder / "tokenizer.json", vocab_size)
+    assert tokenizer.get_vocab_size() == vocab_size
+    ids = data.tokenize(folder / "model.txt", tokenizer, vocab_size)
+    assert ids.dtype == np.uint16 and tokenizer.decode(ids[:50].tolist()) in (folder / "model.txt").read_text()
+    with safe_open(str(folder / "token_ids.safetensors"), "np") as handle:
+        assert np.array_equal(handle.get_tensor("token_ids"), ids)
+    masks = tiny_data["masks"]
+    dead_share = masks["dead_mask"].float().mean().item()
+    assert 0.2 <= dead_share <= 0.6
+    # A dead token never occurs in the model corpus; every live one does.
+    text_ids = set(ids.tolist())
+    assert all(i not in text_ids for i in masks["dead_indices"].tolist())
+    data.save_token_table(masks, tokenizer, tmp_path / "t.csv")
+    rows = (tmp_path / "t.csv").read_text(encoding="utf-8").splitlines()
+    assert rows[0] == "token_id,token,count,live" and len(rows) == vocab_size + 1
+
+
+def test_training_the_tokenizer_twice_gives_identical_bytes(tiny_data, tmp_path):
+    vocab_size = tiny_data["config"]["model"]["vocab_size"]
+    data.save_tokenizer(data.train_tokenizer(tiny_data["folder"] / "tokenizer.txt", vocab_size), tmp_path / "again.json")
+    assert (tmp_path / "again.json").read_bytes() == (tiny_data["folder"] / "tokenizer.json").read_bytes()
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "tokenizer file not found"),
+    ("{not json", "not a valid tokenizers JSON"),
+    ('{"a": 1}', "not a valid tokenizers JSON"),
+])
+def test_bad_tokenizer_files(tmp_path, content, message):
+    path = tmp_path / "tok.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(DataError, match=message):
+        data.load_tokenizer(path, 400)
+
+
+def test_tokenizer_size_mismatch_names_both_numbers(tiny_data):
+    with pytest.raises(DataError, match=r"tokenizer has 400 tokens but config model.vocab_size is 500"):
+        data.load_tokenizer(tiny_data["folder"] / "tokenizer.json", 500)
+
+
+def test_bad_corpora(tmp_path, tiny_data):
+    tokenizer = data.load_tokenizer(tiny_data["folder"] / "tokenizer.json", 400)
+    (tmp_path / "empty.txt").write_text("  \n")
+    (tmp_path / "latin1.txt").write_bytes("café".encode("latin-1"))
+    with pytest.raises(DataError, match="missing.txt: corpus file not found"):
+        data.tokenize(tmp_path / "missing.txt", tokenizer, 400)
+    with pytest.raises(DataError, match="empty.txt: corpus is empty"):
+        data.tokenize(tmp_path / "empty.txt", tokenizer, 400)
+    with pytest.raises(DataError, match="latin1.txt: corpus is not UTF-8"):
+        data.tokenize(tmp_path / "latin1.txt", tokenizer, 400)
+    with pytest.raises(DataError, match="fewer than training.batch_size = 8"):
+        data.check_windows(39, batch_size=8, seq_len=32, source="short.txt")
+
+
+def test_too_small_vocabulary_and_unreachable_vocabulary(tiny_data):
+    with pytest.raises(DataError, match="model.vocab_size': 1 leaves no room"):
+        data.train_tokenizer(tiny_data["folder"] / "tokenizer.txt", 1)
+    with pytest.raises(DataError, match="BPE training reached only"):
+        data.train_tokenizer(tiny_data["folder"] / "tokenizer.txt", 100000)
+
+
+def test_token_id_at_or_above_vocab_size_is_refused(tmp_path):
+    data.save_token_ids(np.array([1, 2, 9], dtype=np.uint16), tmp_path / "ids.safetensors")
+    with pytest.raises(DataError, match="token id 9 is not below vocab_size 9"):
+        data.load_token_ids(tmp_path / "ids.safetensors", 9)
+
+
+@pytest.mark.slow
+def test_data_half_gives_identical_bytes_in_another_directory(workflow_run, workflow_run_serial):
+    for name in ["results/data/tokenizer.json", "results/data/token_ids.safetensors",
+                 "results/data/live_dead_tokens.safetensors", "results/data/live_dead_tokens.csv",
+                 "results/data/token_stats.json"]:
+        assert (workflow_run_serial / name).read_bytes() == (workflow_run / name).read_bytes(), name
+    with safe_open(str(workflow_run / "results/data/live_dead_tokens.safetensors"), "pt") as handle:
+        assert set(handle.keys()) == {"live_mask", "dead_mask", "live_indices", "dead_indices", "token_occurrence_counts"}

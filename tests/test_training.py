@@ -1,0 +1,170 @@
+"""Training runs: the recording's layout, the notebooks' invariants, and byte reproducibility."""
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+from conftest import ROOT, train_tiny, tiny_config
+from flannel.model import build_model, parameter_counts
+from flannel.recording import Recording, RecordingError
+from flannel.training import TrainingError
+
+NOTEBOOK_MODEL = {"vocab_size": 10000, "n_positions": 128, "n_embd": 64, "n_layer": 2, "n_head": 2, "init_scale": 0.02}
+TIED_KEYS = {"recorded_steps", "embeddings", "grads", "momentum", "variance", "logits", "losses"}
+UNTIED_KEYS = {"recorded_steps", "embeddings_E", "embeddings_W", "grads_E", "grads_W", "momentum_E", "momentum_W",
+               "variance_E", "variance_W", "logits", "losses"}
+SCALARS = {"init_scale", "learning_rate", "weight_decay", "adam_beta1", "adam_beta2", "n_live", "n_dead", "tied_weights"}
+
+
+def test_parameter_counts_of_the_notebook_model():
+    assert parameter_counts(build_model(NOTEBOOK_MODEL, False, 42, torch.bfloat16)) == {
+        "total": 1_388_288, "embedding_E": 640_000, "unembedding_W": 640_000, "other": 108_288}
+    assert parameter_counts(build_model(NOTEBOOK_MODEL, True, 42, torch.bfloat16))["total"] == 748_288
+
+
+@pytest.mark.parametrize("tying, keys", [("tied", TIED_KEYS), ("untied", UNTIED_KEYS)])
+def test_keys_shapes_dtypes_and_record_count(tiny_runs, tiny_data, tying, keys):
+    config = tiny_data["config"]
+    steps, V, D = config["training"]["steps"], config["model"]["vocab_size"], config["model"]["n_embd"]
+    tensors = load_file(str(tiny_runs[(tying, 42)]))
+    assert keys | SCALARS | {"recorded_rows", "dead_indices"} == set(tensors)
+    assert tensors["recorded_steps"].tolist() == list(range(steps + 1))
+    for key in keys - {"recorded_steps", "logits", "losses"}:
+        assert tensors[key].shape == (steps + 1, V, D) and tensors[key].dtype == torch.bfloat16, key
+    assert tensors["logits"].shape == (steps + 1, V) and tensors["logits"].dtype == torch.bfloat16
+    assert tensors["losses"].shape == (steps + 1,) and tensors["losses"].dtype == torch.float32
+    assert tensors["tied_weights"].item() == (tying == "tied")
+    assert tensors["n_dead"].item() == len(tiny_data["masks"]["dead_indices"])
+    assert torch.equal(tensors["dead_indices"], tiny_data["masks"]["dead_indices"])
+
+
+def test_record_zero_is_the_initial_state(tiny_runs):
+    tensors = load_file(str(tiny_runs[("untied", 42)]))
+    assert math.isnan(tensors["losses"][0].item())
+    for key in ("grads_E", "grads_W", "momentum_E", "momentum_W", "variance_E", "variance_W", "logits"):
+        assert not tensors[key][0].any(), key
+    assert torch.equal(tensors["embeddings_E"][0], tensors["embeddings_W"][0])
+
+
+def test_untied_dead_rows_of_E_never_move_and_get_exactly_zero_grad(tiny_runs, tiny_data):
+    dead = tiny_data["masks"]["dead_indices"]
+    tensors = load_file(str(tiny_runs[("untied", 42)]))
+    E, grads_E, W = tensors["embeddings_E"][:, dead], tensors["grads_E"][:, dead], tensors["embeddings_W"][:, dead]
+    assert torch.equal(E, E[:1].expand_as(E))
+    assert not grads_E.any()
+    assert not torch.equal(W[-1], W[0])  # dead rows of W do get pushed (the softmax backscatter)
+    assert tensors["grads_W"][1:, dead].abs().sum(dim=(1, 2)).gt(0).all()
+
+
+def test_loss_at_step_one_is_near_ln_V(tiny_runs, tiny_data):
+    V = tiny_data["config"]["model"]["vocab_size"]
+    for path in tiny_runs.values():
+        assert abs(load_file(str(path))["losses"][1].item() - math.log(V)) < 0.2
+
+
+def test_bf16_regime_layernorm_gains_never_move_and_variance_never_decreases(tiny_runs):
+    rows = [line.split("\t") for line in tiny_runs[("tied", 42)].with_suffix(".moved.tsv").read_text().splitlines()]
+    table = {row[0]: dict(zip(rows[0], row)) for row in rows[1:]}
+    gains = [name for name in table if name.endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight"))]
+    assert gains and all(float(table[name]["fraction_changed"]) == 0.0 for name in gains)
+    assert all(float(row["fraction_variance_ever_decreased"]) == 0.0 for row in table.values())
+    assert float(table["transformer.wte.weight"]["fraction_changed"]) > 0.5  # tied: E is W, listed once
+
+
+def test_fp32_variance_does_decrease(tiny_data, tmp_path):
+    config = tiny_config(training={"param_dtype": "float32", "steps": 10})
+    path = train_tiny(tiny_data, tmp_path, "tied", 42, config)
+    rows = path.with_suffix(".moved.tsv").read_text().splitlines()
+    column = rows[0].split("\t").index("fraction_variance_ever_decreased")
+    assert any(float(row.split("\t")[column]) > 0 for row in rows[1:])
+
+
+def test_header_metadata_has_config_versions_and_digests_but_no_timestamps(tiny_runs, tiny_data):
+    with safe_open(str(tiny_runs[("tied", 42)]), "pt") as handle:
+        metadata = handle.metadata()
+    assert metadata["complete"] == "true" and metadata["tying"] == "tied" and metadata["seed"] == "42"
+    assert json.loads(metadata["config"])["training"] == tiny_data["config"]["training"]
+    assert set(json.loads(metadata["versions"])) >= {"torch", "transformers", "safetensors", "flannel"}
+    assert len(metadata["state_sha256_initial"]) == 64 and len(metadata["state_sha256_final"]) == 64
+    assert metadata["state_sha256_initial"] != metadata["state_sha256_final"]
+    assert "2026" not in json.dumps(metadata) and "/tmp" not in json.dumps(metadata)
+
+
+def test_record_every_and_row_sampling(tiny_data, tmp_path):
+    config = tiny_config(training={"steps": 10}, recording={"record_every": 5, "rows": "dead_and_sample",
+                                                             "live_sample": 7, "quantities": ["embeddings", "grads"]})
+    recording = Recording(train_tiny(tiny_data, tmp_path, "untied", 42, config))
+    assert recording.steps() == [0, 5, 10]
+    dead = tiny_data["masks"]["dead_indices"]
+    rows = recording.tensor("recorded_rows")
+    assert rows.numel() == dead.numel() + 7 and set(dead.tolist()) <= set(rows.tolist())
+    assert torch.equal(rows, rows.sort().values)
+    assert recording.keys == {"recorded_steps", "recorded_rows", "embeddings_E", "embeddings_W", "grads_E", "grads_W",
+                              "losses", "dead_indices"} | SCALARS
+    assert recording.shape("embeddings_W") == [3, rows.numel(), config["model"]["n_embd"]]
+
+
+def test_a_rerun_and_a_run_after_other_seeds_give_the_same_bytes(tiny_runs, tiny_data, tmp_path):
+    # tiny_runs trained tied 42, tied 43 and untied 42 in this process; tied 42 again, after all of them:
+    again = train_tiny(tiny_data, tmp_path, "tied", 42)
+    assert again.read_bytes() == tiny_runs[("tied", 42)].read_bytes()
+    assert again.read_bytes() != tiny_runs[("tied", 43)].read_bytes()
+
+
+def test_a_fresh_process_gives_the_same_bytes(tiny_runs, tiny_data, tmp_path):
+    code = (
+        "import sys, torch; sys.path.insert(0, sys.argv[1] + '/tests');"
+        "from conftest import tiny_config; from flannel.training import Run, train_run;"
+        "from safetensors.torch import load_file; from safetensors.numpy import load_file as load_np;"
+        "ids = torch.from_numpy(load_np(sys.argv[2])['token_ids'].astype('int64'));"
+        "train_run(tiny_config(), Run('untied', 42), ids, load_file(sys.argv[3]), sys.argv[4])"
+    )
+    out = tmp_path / "fresh.safetensors"
+    folder = tiny_data["folder"]
+    subprocess.run([sys.executable, "-c", code, str(ROOT), str(folder / "token_ids.safetensors"),
+                    str(folder / "live_dead_tokens.safetensors"), str(out)], check=True, capture_output=True)
+    assert out.read_bytes() == tiny_runs[("untied", 42)].read_bytes()
+
+
+def test_faithful_path_runs_in_bf16_and_differs_from_the_fast_path(tiny_data, tmp_path):
+    faithful = train_tiny(tiny_data, tmp_path / "faithful", "tied", 42, tiny_config(training={"steps": 3, "compute_dtype": "bfloat16"}))
+    fast = train_tiny(tiny_data, tmp_path / "fast", "tied", 42, tiny_config(training={"steps": 3}))
+    a, b = load_file(str(faithful)), load_file(str(fast))
+    assert torch.equal(a["embeddings"][0], b["embeddings"][0])
+    assert not torch.equal(a["embeddings"][3], b["embeddings"][3])
+    assert (a["embeddings"][3].float() - b["embeddings"][3].float()).abs().max() < 0.01
+
+
+def test_non_finite_loss_stops_naming_the_step_and_leaves_no_file(tiny_data, tmp_path):
+    config = tiny_config(model={"init_scale": 1e38})  # bf16 overflows to inf at init: the first loss is NaN
+    with pytest.raises(TrainingError, match=r"tied seed 42: loss is nan at step 1"):
+        train_tiny(tiny_data, tmp_path, "tied", 42, config)
+    assert list(tmp_path.rglob("*")) == [tmp_path / "tied"]
+
+
+def test_an_unfinished_recording_is_refused(tiny_data, tmp_path):
+    from flannel.recording import RunRecorder
+
+    recorder = RunRecorder(tmp_path / "r.safetensors", tied=True, rows=torch.arange(4), vocab_size=4, n_embd=2,
+                           n_records=3, quantities=["embeddings"], dtype=torch.bfloat16,
+                           scalars={"tied_weights": torch.tensor(True)}, metadata={})
+    partial = tmp_path / "r.safetensors.partial"
+    assert partial.exists() and not (tmp_path / "r.safetensors").exists()
+    with pytest.raises(RecordingError, match="incomplete recording"):
+        Recording(partial)
+    with pytest.raises(RecordingError, match="1 records written, 3 expected"):
+        recorder.record(0, {}, None, None, None, float("nan"))
+        recorder.finish("0" * 64)
+
+
+@pytest.mark.slow
+def test_cores_1_and_cores_2_give_the_same_run_bytes(workflow_run, workflow_run_serial):
+    for name in ("tied/seed42", "tied/seed43", "untied/seed42"):
+        path = f"results/runs/{name}.safetensors"
+        assert (workflow_run / path).read_bytes() == (workflow_run_serial / path).read_bytes(), name
