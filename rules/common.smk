@@ -5,10 +5,11 @@ import os
 import sys
 from pathlib import Path
 
-# The package lives in src/; the scripts' own processes (local or SLURM) find it through PYTHONPATH.
+# The package lives in src/; the scripts' own processes (local or SLURM jobs, which re-read this file)
+# find it through PYTHONPATH, which the workflow sets rather than requires (so no envvars: directive).
 SRC = Path(workflow.basedir) / "src"
 sys.path.insert(0, str(SRC))
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))
+os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])))
 import flannel.config  # noqa: E402
 
 flannel.config.validate(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")

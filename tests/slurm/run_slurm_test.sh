@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# End-to-end test of the SLURM profile (slurm/config.yaml) on a real single-node SLURM cluster.
+#
+#   bash tests/slurm/run_slurm_test.sh            # SKIP (exit 0, "SKIP: ..." printed) without root/apt
+#   bash tests/slurm/run_slurm_test.sh --require  # same, but a SKIP exits 3 (for CI that must run it)
+#
+# 1. starts a local cluster (tests/slurm/cluster.sh), copies the working tree into a temp dir and
+#    runs `snakemake --profile slurm --configfile config/test.yaml` with test-only overrides on the
+#    command line (so the shipped profile stays realistic); checks every output of the DAG exists
+#    and that the non-local jobs went through sbatch;
+# 2. runs the same config with `snakemake --cores 1` in a second copy and requires identical
+#    SHA-256 for every results/runs/**/*.safetensors;
+# 3. corrupts train's input in the SLURM copy: snakemake must exit non-zero, in bounded time, naming
+#    the failing rule `train`;
+# 4. stops the daemons (also on failure or interrupt).
+#
+# Environment: FLANNEL_SLURM_KEEP=1 keeps the temp dir; FLANNEL_SLURM_TIMEOUT (s, default 900)
+# bounds each snakemake run; FLANNEL_SLURM_FAIL_LIMIT (s, default 300) bounds the failing run.
+set -uo pipefail
+
+REQUIRE=0
+[[ "${1:-}" == "--require" ]] && REQUIRE=1
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+CLUSTER="$REPO/tests/slurm/cluster.sh"
+PARTITION=flanneltest
+TIMEOUT="${FLANNEL_SLURM_TIMEOUT:-900}"
+FAIL_LIMIT="${FLANNEL_SLURM_FAIL_LIMIT:-300}"
+CONFIG=config/test.yaml
+
+T0=$(date +%s)
+say() { printf '[slurm-test %4ss] %s\n' "$(($(date +%s) - T0))" "$*"; }
+fail() {
+    say "FAIL: $*"
+    exit 1
+}
+
+WORK="$(mktemp -d /tmp/flannel-slurm-test.XXXXXX)"
+CLUSTER_DIR="$WORK/cluster"
+STARTED=0
+cleanup() {
+    local rc=$?
+    if ((STARTED)); then
+        say "stopping the cluster"
+        FLANNEL_SLURM_PARTITION=$PARTITION "$CLUSTER" stop "$CLUSTER_DIR" || true
+    fi
+    if ((rc == 0)) && [[ "${FLANNEL_SLURM_KEEP:-0}" != 1 ]]; then
+        rm -rf "$WORK"
+    else
+        say "kept $WORK for inspection"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- cluster ----------------------------------------------------------------------------------
+say "starting a single-node SLURM cluster in $CLUSTER_DIR"
+FLANNEL_SLURM_PARTITION=$PARTITION "$CLUSTER" start "$CLUSTER_DIR" >"$WORK/cluster-start.log" 2>&1
+rc=$?
+if ((rc == 3)); then
+    msg="$(grep -m1 '^SKIP:' "$WORK/cluster-start.log" || echo 'SKIP: cluster cannot run here')"
+    echo "$msg"
+    echo "SKIP: SLURM end-to-end test not run"
+    ((REQUIRE)) && exit 3
+    exit 0
+fi
+STARTED=1
+if ((rc != 0)); then
+    tail -n 40 "$WORK/cluster-start.log"
+    fail "cluster.sh start exited $rc"
+fi
+grep '^\[cluster\] cluster up' "$WORK/cluster-start.log" || true
+
+# --- copies of the working tree -----------------------------------------------------------------
+copy_tree() {  # copy_tree DEST: tracked + untracked-not-ignored files, never results/logs/.snakemake
+    local dest="$1"
+    mkdir -p "$dest"
+    if git -C "$REPO" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+        git -C "$REPO" ls-files -z -co --exclude-standard |
+            grep -z -v -E '^(results|logs|benchmarks|\.snakemake)/' |
+            tar -C "$REPO" --null -T - --ignore-failed-read -cf - 2>/dev/null | tar -C "$dest" -xf -
+    else
+        tar -C "$REPO" --exclude=./results --exclude=./logs --exclude=./benchmarks \
+            --exclude=./.snakemake --exclude=./.git -cf - . | tar -C "$dest" -xf -
+    fi
+    [[ -f "$dest/Snakefile" || -f "$dest/workflow/Snakefile" ]] || fail "copy to $dest has no Snakefile"
+    [[ -f "$dest/slurm/config.yaml" ]] || fail "copy to $dest has no slurm/config.yaml"
+}
+
+SLURM_COPY="$WORK/slurm-run"
+LOCAL_COPY="$WORK/local-run"
+copy_tree "$SLURM_COPY"
+copy_tree "$LOCAL_COPY"
+say "copied the working tree to $SLURM_COPY and $LOCAL_COPY"
+
+# Each copy imports its own package (an editable install would point back at $REPO).
+run_in() {  # run_in DIR LOG TIMEOUT CMD...: run bounded, output to LOG, return snakemake's exit code
+    local dir="$1" log="$2" limit="$3"
+    shift 3
+    (cd "$dir" && PYTHONPATH="$dir/src${PYTHONPATH:+:$PYTHONPATH}" \
+        timeout --foreground -s INT -k 60 "$limit" "$@") >"$log" 2>&1
+}
+
+# Test-only settings, given on the command line so slurm/config.yaml stays a real-cluster profile:
+# squeue for status (no slurmdbd here, MinJobAge=300), first status check after 2 s, our
+# partition (--default-resources replaces the profile's whole block, so all keys are repeated),
+# no account, short latency wait, and keep the SLURM logs of successful jobs as evidence.
+SLURM_ARGS=(
+    --profile slurm
+    --configfile "$CONFIG"
+    --slurm-status-command squeue
+    --slurm-init-seconds-before-status-checks 2
+    --slurm-no-account
+    --slurm-keep-successful-logs
+    --default-resources "slurm_partition=$PARTITION" runtime=30 mem_mb=2000
+    --set-resources "train:slurm_partition=$PARTITION"
+    --latency-wait 5
+    --jobs 4
+)
+
+# --- 1. the whole DAG through SLURM -------------------------------------------------------------
+say "part 1: snakemake --profile slurm --configfile $CONFIG (limit ${TIMEOUT}s)"
+t=$(date +%s)
+run_in "$SLURM_COPY" "$WORK/slurm-run.log" "$TIMEOUT" snakemake "${SLURM_ARGS[@]}"
+rc=$?
+say "SLURM run exited $rc after $(($(date +%s) - t))s (log: $WORK/slurm-run.log)"
+if ((rc != 0)); then
+    tail -n 60 "$WORK/slurm-run.log"
+    for f in "$SLURM_COPY"/.snakemake/slurm_logs/*/*/*.log "$SLURM_COPY"/.snakemake/slurm_logs/*/*.log; do
+        [[ -f "$f" ]] && { echo "--- $f"; tail -n 20 "$f"; }
+    done
+    fail "snakemake under SLURM exited $rc"
+fi
+
+grep -E 'has been submitted with SLURM jobid' "$WORK/slurm-run.log" | sed 's/^/    /'
+n_sub=$(grep -c 'has been submitted with SLURM jobid' "$WORK/slurm-run.log")
+n_train_sub=$(grep 'has been submitted with SLURM jobid' "$WORK/slurm-run.log" | grep -c 'rule_train/')
+n_train=$(grep -E '^train +[0-9]+' "$WORK/slurm-run.log" | head -n 1 | awk '{print $2}')
+say "$n_sub job(s) submitted through sbatch, $n_train_sub of them train (DAG has ${n_train:-?} train jobs)"
+((n_sub > 0)) || fail "no job was submitted through sbatch"
+[[ -n "$n_train" ]] && ((n_train_sub == n_train)) || fail "not every train job went through sbatch"
+say "SLURM's view of the jobs (squeue keeps finished jobs for MinJobAge=300 s):"
+squeue -h -t all -o '    %i %T %P %j' || true
+
+# Every output of the DAG exists and nothing is left to do.
+(cd "$SLURM_COPY" && PYTHONPATH="$SLURM_COPY/src" timeout 300 snakemake --configfile "$CONFIG" --summary \
+    >"$WORK/summary.tsv" 2>"$WORK/summary.err") || fail "snakemake --summary failed: $(tail -n 5 "$WORK/summary.err")"
+n_out=0
+while IFS=$'\t' read -r file _date rule _log status _plan; do
+    [[ "$file" == output_file ]] && continue
+    [[ -z "$file" ]] && continue
+    n_out=$((n_out + 1))
+    [[ -e "$SLURM_COPY/$file" ]] || fail "expected output missing: $file (rule $rule)"
+    [[ "$status" == ok ]] || fail "output $file has status '$status' (rule $rule)"
+done <"$WORK/summary.tsv"
+((n_out > 0)) || fail "snakemake --summary listed no outputs"
+(cd "$SLURM_COPY" && PYTHONPATH="$SLURM_COPY/src" timeout 300 snakemake -n --configfile "$CONFIG" \
+    >"$WORK/dryrun.log" 2>&1)
+grep -q 'Nothing to be done' "$WORK/dryrun.log" || fail "after the SLURM run a dry run still has work: $(tail -n 20 "$WORK/dryrun.log")"
+say "all $n_out expected outputs exist; a dry run has nothing to do"
+
+# --- 2. same bytes as a local run ---------------------------------------------------------------
+say "part 2: snakemake --cores 1 --configfile $CONFIG in a second copy"
+t=$(date +%s)
+run_in "$LOCAL_COPY" "$WORK/local-run.log" "$TIMEOUT" snakemake --cores 1 --configfile "$CONFIG"
+rc=$?
+say "local run exited $rc after $(($(date +%s) - t))s"
+((rc == 0)) || { tail -n 40 "$WORK/local-run.log"; fail "local snakemake exited $rc"; }
+
+hashes() { (cd "$1" && find results/runs -name '*.safetensors' -type f -print0 | sort -z | xargs -0 -r sha256sum); }
+hashes "$SLURM_COPY" >"$WORK/slurm.sha256"
+hashes "$LOCAL_COPY" >"$WORK/local.sha256"
+n_st=$(wc -l <"$WORK/slurm.sha256")
+((n_st > 0)) || fail "no results/runs/**/*.safetensors after the SLURM run"
+if ! diff -u "$WORK/local.sha256" "$WORK/slurm.sha256"; then
+    fail "safetensors differ between the SLURM run and the local run (see diff above)"
+fi
+sed 's/^/    /' "$WORK/slurm.sha256"
+say "all $n_st results/runs safetensors are byte-identical between SLURM and local"
+
+# --- 3. a failing SLURM job stops the workflow --------------------------------------------------
+# Only `train` reads the live/dead masks among the jobs needed for one run file: corrupt them and
+# ask for that run; train is retried under SLURM (its input is newer than its output) and must fail.
+target=$(awk -F'\t' '$3 == "train" && $1 ~ /\.safetensors$/ {print $1; exit}' "$WORK/summary.tsv")
+[[ -n "$target" ]] || fail "no train output in the summary"
+masks="$SLURM_COPY/results/data/live_dead_tokens.safetensors"
+[[ -f "$masks" ]] || fail "missing $masks"
+printf 'this is not a safetensors file\n' >"$masks"
+say "part 3: corrupted results/data/live_dead_tokens.safetensors; rebuilding $target under SLURM (limit ${FAIL_LIMIT}s)"
+t=$(date +%s)
+run_in "$SLURM_COPY" "$WORK/slurm-fail.log" "$FAIL_LIMIT" snakemake "${SLURM_ARGS[@]}" --forcerun train -- "$target"
+rc=$?
+dt=$(($(date +%s) - t))
+say "failing run exited $rc after ${dt}s"
+grep -E 'has been submitted with SLURM jobid|Error in rule|SLURM-job .* failed' "$WORK/slurm-fail.log" | sed 's/^/    /'
+case $rc in
+0) fail "snakemake succeeded although train's input was corrupt" ;;
+124 | 130 | 137) fail "snakemake did not stop by itself within ${FAIL_LIMIT}s (exit $rc)" ;;
+esac
+grep -q 'Error in rule train' "$WORK/slurm-fail.log" || fail "the failing rule 'train' is not named in the output"
+grep -q 'has been submitted with SLURM jobid' "$WORK/slurm-fail.log" || fail "the failing train job was not submitted through sbatch"
+say "a failing train job under SLURM makes snakemake exit $rc in ${dt}s, naming rule train"
+
+say "PASS: SLURM end-to-end test ($(($(date +%s) - T0))s in total)"
