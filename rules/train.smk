@@ -5,6 +5,8 @@ rule train:
     input:
         token_ids="results/data/token_ids.safetensors",
         masks="results/data/live_dead_tokens.safetensors",
+        # token_stats refuses a corpus too short for the batch, so that fails before any training starts.
+        stats="results/data/token_stats.json",
     output:
         run="results/runs/{tying}/seed{seed}.safetensors",
         moved="results/runs/{tying}/seed{seed}.moved.tsv",

@@ -22,9 +22,17 @@ def test_every_schema_key_has_description_and_default():
             assert "description" in prop and "default" in prop, f"{section}.{key}"
 
 
-def test_shipped_configs_validate_and_every_default_key_is_commented():
-    for name in ("config.yaml", "test.yaml", "flannel.yaml"):
+def test_shipped_configs_validate_and_every_default_key_is_commented(tmp_path):
+    for name in ("config.yaml", "test.yaml"):
         flannel_config.load(ROOT / "config" / name)
+    # flannel.yaml points at the user's own corpus and tokenizer: named when missing, valid once present.
+    with pytest.raises(ConfigError, match="config key 'data.corpus': file not found: data/flannel_model_corpus.txt"):
+        flannel_config.load(ROOT / "config" / "flannel.yaml")
+    notebook_scale = yaml.safe_load((ROOT / "config" / "flannel.yaml").read_text())
+    for key in ("corpus", "tokenizer"):
+        (tmp_path / key).write_text("x")
+        notebook_scale["data"][key] = str(tmp_path / key)
+    assert flannel_config.validate(notebook_scale)["model"]["vocab_size"] == 10000
     default = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     assert default == {section: default[section] for section in flannel_config.defaults()}
     for line in (ROOT / "config" / "config.yaml").read_text().splitlines():
@@ -56,3 +64,8 @@ def test_bad_values_name_the_key_in_one_line(bad, message):
         flannel_config.validate(bad)
     assert message in str(error.value)
     assert "\n" not in str(error.value)
+
+
+def test_a_config_named_file_that_does_not_exist_is_named(tmp_path):
+    with pytest.raises(ConfigError, match=r"config key 'data.corpus': file not found: .*nowhere.txt"):
+        flannel_config.validate({"data": {"corpus": str(tmp_path / "nowhere.txt")}})

@@ -51,9 +51,15 @@ class StreamingSafetensors:
         self.metadata = dict(metadata)
         self.header_size = _round8(len(self._header_json()) + _HEADER_SLACK)
         self.data_start = 8 + self.header_size
-        self.fd = os.open(self.partial, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
-        self._write_header()
-        os.ftruncate(self.fd, self.data_start + self.data_size)
+        self.fd = None
+        try:
+            self.fd = os.open(self.partial, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+            self._write_header()
+            # Reserve every byte now, so a disk too small fails here, before any training, not hours in.
+            os.posix_fallocate(self.fd, 0, self.data_start + self.data_size)
+        except OSError as error:
+            self.abort()
+            raise RecordingError(f"{self.partial}: cannot reserve {self.data_start + self.data_size} bytes ({error.strerror})") from None
 
     def _header_json(self) -> bytes:
         return json.dumps({"__metadata__": self.metadata, **self.entries}, separators=(",", ":"), sort_keys=False).encode()
@@ -62,7 +68,13 @@ class StreamingSafetensors:
         header = self._header_json()
         if len(header) > self.header_size:
             raise RecordingError(f"{self.partial}: final metadata outgrew the reserved header")
-        _pwrite_all(self.fd, struct.pack("<Q", self.header_size) + header.ljust(self.header_size, b" "), 0)
+        self._pwrite(struct.pack("<Q", self.header_size) + header.ljust(self.header_size, b" "), 0)
+
+    def _pwrite(self, data: bytes, offset: int) -> None:
+        try:
+            _pwrite_all(self.fd, data, offset)
+        except OSError as error:
+            raise RecordingError(f"{self.partial}: cannot write the recording ({error.strerror})") from None
 
     def write(self, name: str, tensor: torch.Tensor, index: int | None = None) -> None:
         """Write a whole tensor, or slice `index` of its first dimension."""
@@ -74,13 +86,16 @@ class StreamingSafetensors:
         begin = self.entries[name]["data_offsets"][0]
         if index is not None:
             begin += index * tensor.numel() * _itemsize(dtype)
-        _pwrite_all(self.fd, _bytes(tensor), self.data_start + begin)
+        self._pwrite(_bytes(tensor), self.data_start + begin)
 
     def finish(self, metadata: dict[str, str]) -> None:
         """Rewrite the header with the final metadata, flush, and rename onto the final path."""
         self.metadata.update(metadata)
         self._write_header()
-        os.fsync(self.fd)
+        try:
+            os.fsync(self.fd)
+        except OSError as error:
+            raise RecordingError(f"{self.partial}: cannot flush the recording ({error.strerror})") from None
         os.close(self.fd)
         self.fd = None
         os.replace(self.partial, self.path)
