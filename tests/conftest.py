@@ -100,5 +100,5 @@ SERIAL_TARGETS = [
 def workflow_run_serial(tmp_path_factory):
     """The data half and the runs of config/test.yaml again, with --cores 1, in another directory."""
     workdir = copy_repo(tmp_path_factory.mktemp("workflow_serial"))
-    snakemake(workdir, "--cores", "1", "--configfile", "config/test.yaml", *SERIAL_TARGETS)
+    snakemake(workdir, *SERIAL_TARGETS, "--cores", "1", "--configfile", "config/test.yaml")  # targets first: --configfile is greedy
     return workdir

@@ -118,7 +118,7 @@ def test_bad_corpora(tmp_path, tiny_data):
 def test_too_small_vocabulary_and_unreachable_vocabulary(tiny_data):
     with pytest.raises(DataError, match="model.vocab_size': 1 leaves no room"):
         data.train_tokenizer(tiny_data["folder"] / "tokenizer.txt", 1)
-    with pytest.raises(DataError, match="BPE training reached only"):
+    with pytest.raises(DataError, match=r"tokenizer.txt: the trained BPE has \d+ tokens but config model.vocab_size is 100000"):
         data.train_tokenizer(tiny_data["folder"] / "tokenizer.txt", 100000)
 
 

@@ -52,8 +52,8 @@ def train_tokenizer(corpus_path: str | Path, vocab_size: int):
     tokenizer.train_from_iterator(text.splitlines(), trainer=trainer)
     if tokenizer.get_vocab_size() != vocab_size:
         raise DataError(
-            f"{corpus_path}: BPE training reached only {tokenizer.get_vocab_size()} tokens, "
-            f"config model.vocab_size is {vocab_size} (use a larger tokenizer corpus or a smaller vocabulary)"
+            f"{corpus_path}: the trained BPE has {tokenizer.get_vocab_size()} tokens but config model.vocab_size is "
+            f"{vocab_size} (too little text to learn that many merges, or more distinct characters than that)"
         )
     return tokenizer
 

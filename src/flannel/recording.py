@@ -196,7 +196,7 @@ class Recording:
     def expect(self, *, tied: bool | None = None, config: dict | None = None, sections=("data", "model", "training", "recording")) -> "Recording":
         """Refuse a recording of the wrong tying, or one made under another config than `config`."""
         if tied is not None and self.tied != tied:
-            raise RecordingError(f"{self.path}: a {'tied' if self.tied else 'untied'} recording where a {'tied' if tied else 'untied'} one is expected")
+            raise RecordingError(f"{self.path}: {_article(self.tied)} recording where {_article(tied)} one is expected")
         if config is not None:
             recorded = self.config
             for section in sections:
@@ -207,6 +207,10 @@ class Recording:
                         f"{self.path}: recorded under another config (differs in {', '.join(f'{section}.{k}' for k in changed)}); rerun its training"
                     )
         return self
+
+
+def _article(tied: bool) -> str:
+    return "a tied" if tied else "an untied"
 
 
 def _declared_size(path: Path) -> int:

@@ -1,0 +1,134 @@
+"""Bad input, faults and interruptions: a one-line error naming the file or key, and nothing at an output
+path that a reader could take for complete."""
+
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from conftest import ROOT, copy_repo, snakemake, tiny_config, train_tiny
+from flannel.recording import Recording, RecordingError
+
+
+def test_truncated_recording_is_refused(tiny_runs, tmp_path):
+    broken = tmp_path / "truncated.safetensors"
+    broken.write_bytes(tiny_runs[("tied", 42)].read_bytes()[:-1000])
+    with pytest.raises(RecordingError, match=r"truncated.safetensors: truncated or padded recording"):
+        Recording(broken)
+    (tmp_path / "stub.safetensors").write_bytes(b"\x01\x02")
+    with pytest.raises(RecordingError, match=r"stub.safetensors: truncated recording \(no safetensors header\)"):
+        Recording(tmp_path / "stub.safetensors")
+
+
+def test_corrupted_header_is_refused(tiny_runs, tmp_path):
+    corrupted = tmp_path / "corrupted.safetensors"
+    content = bytearray(tiny_runs[("tied", 42)].read_bytes())
+    content[8:12] = b"\xff\xfe\x00{"
+    corrupted.write_bytes(bytes(content))
+    with pytest.raises(RecordingError, match=r"corrupted.safetensors: corrupted recording \(header is not JSON\)"):
+        Recording(corrupted)
+
+
+def test_tied_file_where_an_untied_one_is_expected(tiny_runs):
+    with pytest.raises(RecordingError, match=r"seed42.safetensors: a tied recording where an untied one is expected"):
+        Recording(tiny_runs[("tied", 42)]).expect(tied=False)
+    with pytest.raises(RecordingError, match=r"no tensor 'embeddings_E' in this tied recording"):
+        Recording(tiny_runs[("tied", 42)]).tensor("embeddings_E")
+
+
+def test_recording_made_under_another_config(tiny_runs):
+    changed = tiny_config(training={"learning_rate": 0.002})
+    with pytest.raises(RecordingError, match=r"recorded under another config \(differs in training.learning_rate\)"):
+        Recording(tiny_runs[("tied", 42)]).expect(config=changed)
+    Recording(tiny_runs[("tied", 42)]).expect(tied=True, config=tiny_config())
+
+
+def _train_with_file_size_limit(tiny_data, out, limit_bytes):
+    """A training process that may not write a file larger than limit_bytes: the disk-full stand-in."""
+    folder = tiny_data["folder"]
+    code = (
+        "import sys, torch; sys.path.insert(0, sys.argv[1] + '/tests');"
+        "from conftest import tiny_config; from flannel.training import Run, train_run; from flannel.logs import script_logging;"
+        "from safetensors.torch import load_file; from safetensors.numpy import load_file as load_np;"
+        "ids = torch.from_numpy(load_np(sys.argv[2])['token_ids'].astype('int64'));\n"
+        "with script_logging(None):\n"
+        "    train_run(tiny_config(), Run('tied', 42), ids, load_file(sys.argv[3]), sys.argv[4])"
+    )
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a kill, as a full disk gives ENOSPC
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+
+    return subprocess.run([sys.executable, "-c", code, str(ROOT), str(folder / "token_ids.safetensors"),
+                           str(folder / "live_dead_tokens.safetensors"), str(out)],
+                          preexec_fn=limit, capture_output=True, text=True)
+
+
+def test_disk_full_fails_before_training_with_the_file_named_and_no_partial_file(tiny_data, tmp_path):
+    out = tmp_path / "seed42.safetensors"
+    result = _train_with_file_size_limit(tiny_data, out, 200_000)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and re.search(r"seed42.safetensors.partial: cannot reserve \d+ bytes \(File too large\)", errors[0])
+    assert "step" not in result.stderr  # it failed before the first step
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sigkill_mid_run_leaves_nothing_complete_and_the_rerun_gives_identical_bytes(tmp_path):
+    workdir = copy_repo(tmp_path / "repo")
+    config = yaml.safe_load((workdir / "config" / "test.yaml").read_text())
+    config["training"].update(steps=1000, log_every=50)
+    (workdir / "config" / "slow.yaml").write_text(yaml.safe_dump(config))
+    target = "results/runs/tied/seed42.safetensors"
+    args = [target, "--cores", "1", "--configfile", "config/slow.yaml"]  # targets first: --configfile is greedy
+    snakemake(workdir, "results/data/token_stats.json", "results/data/live_dead_tokens.safetensors", *args[1:])
+    log = workdir / "logs" / "train" / "tied" / "seed42.log"
+    job = subprocess.Popen(["snakemake", *args], cwd=workdir, start_new_session=True,
+                           env={**os.environ, "PYTHONPATH": str(workdir / "src")},
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not (log.exists() and "step 100/1000" in log.read_text()):
+        assert job.poll() is None and time.monotonic() < deadline, "training did not get going"
+        time.sleep(0.2)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+    assert not (workdir / target).exists()
+    partial = workdir / (target + ".partial")
+    assert partial.exists()
+    with pytest.raises(RecordingError, match="incomplete recording"):
+        Recording(partial)
+    snakemake(workdir, "--unlock", *args)  # a killed Snakemake leaves its lock, as after a power loss
+    snakemake(workdir, "--rerun-incomplete", *args)
+    first = (workdir / target).read_bytes()
+    Recording(workdir / target)
+    snakemake(workdir, "--forcerun", "train", *args)
+    assert (workdir / target).read_bytes() == first
+    assert not partial.exists()
+
+
+def test_nothing_is_unpickled_anywhere():
+    pattern = re.compile(r"torch\.load\(|pickle|allow_pickle\s*=\s*True|weights_only\s*=\s*False")
+    sources = [p for folder in ("src", "workflow", "rules", "tools") for p in (ROOT / folder).rglob("*") if p.suffix in {".py", ".smk"}]
+    offenders = [str(p.relative_to(ROOT)) for p in sources if pattern.search(p.read_text(encoding="utf-8"))]
+    assert sources and offenders == []
+
+
+def test_the_data_half_and_training_need_no_network(tiny_data, tmp_path, monkeypatch):
+    from flannel import data
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("network access attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    vocab_size = tiny_data["config"]["model"]["vocab_size"]
+    data.train_tokenizer(tiny_data["folder"] / "tokenizer.txt", vocab_size)
+    train_tiny(tiny_data, tmp_path, "untied", 42, tiny_config(training={"steps": 2}))
