@@ -109,7 +109,7 @@ def test_sigkill_mid_run_leaves_nothing_complete_and_the_rerun_gives_identical_b
     snakemake(workdir, "--rerun-incomplete", *args)
     first = (workdir / target).read_bytes()
     Recording(workdir / target)
-    snakemake(workdir, "--forcerun", "train", *args)
+    snakemake(workdir, *args, "--forcerun", "train")  # after the target: --forcerun is greedy too
     assert (workdir / target).read_bytes() == first
     assert not partial.exists()
 

@@ -8,8 +8,8 @@
 #    runs `snakemake --profile slurm --configfile config/test.yaml` with test-only overrides on the
 #    command line (so the shipped profile stays realistic); checks every output of the DAG exists
 #    and that the non-local jobs went through sbatch;
-# 2. runs the same config with `snakemake --cores 1` in a second copy and requires identical
-#    SHA-256 for every results/runs/**/*.safetensors;
+# 2. builds the same run files with the same config and `snakemake --cores 1` in a second copy and
+#    requires identical SHA-256 for every results/runs/**/*.safetensors;
 # 3. corrupts train's input in the SLURM copy: snakemake must exit non-zero, in bounded time, naming
 #    the failing rule `train`;
 # 4. stops the daemons (also on failure or interrupt).
@@ -38,13 +38,14 @@ fail() {
 WORK="$(mktemp -d /tmp/flannel-slurm-test.XXXXXX)"
 CLUSTER_DIR="$WORK/cluster"
 STARTED=0
+SKIPPED=0
 cleanup() {
     local rc=$?
     if ((STARTED)); then
         say "stopping the cluster"
         FLANNEL_SLURM_PARTITION=$PARTITION "$CLUSTER" stop "$CLUSTER_DIR" || true
     fi
-    if ((rc == 0)) && [[ "${FLANNEL_SLURM_KEEP:-0}" != 1 ]]; then
+    if ((rc == 0 || SKIPPED)) && [[ "${FLANNEL_SLURM_KEEP:-0}" != 1 ]]; then
         rm -rf "$WORK"
     else
         say "kept $WORK for inspection"
@@ -52,8 +53,6 @@ cleanup() {
     exit "$rc"
 }
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # --- cluster ----------------------------------------------------------------------------------
 say "starting a single-node SLURM cluster in $CLUSTER_DIR"
@@ -63,6 +62,7 @@ if ((rc == 3)); then
     msg="$(grep -m1 '^SKIP:' "$WORK/cluster-start.log" || echo 'SKIP: cluster cannot run here')"
     echo "$msg"
     echo "SKIP: SLURM end-to-end test not run"
+    SKIPPED=1
     ((REQUIRE)) && exit 3
     exit 0
 fi
@@ -95,13 +95,46 @@ copy_tree "$SLURM_COPY"
 copy_tree "$LOCAL_COPY"
 say "copied the working tree to $SLURM_COPY and $LOCAL_COPY"
 
-# Each copy imports its own package (an editable install would point back at $REPO).
-run_in() {  # run_in DIR LOG TIMEOUT CMD...: run bounded, output to LOG, return snakemake's exit code
-    local dir="$1" log="$2" limit="$3"
+# run_in DIR LOG LIMIT CMD...: run CMD in DIR under `timeout --foreground -s INT -k 60 LIMIT`, output
+# to LOG, return its exit code. Each copy imports its own package (an editable install would point
+# back at $REPO). The command gets its own process group (setsid): if snakemake is killed, the
+# local job scripts it started would otherwise live on; they are ended through that group id.
+RUN_PID=""
+run_in() {
+    local dir="$1" log="$2" limit="$3" rc
     shift 3
     (cd "$dir" && PYTHONPATH="$dir/src${PYTHONPATH:+:$PYTHONPATH}" \
-        timeout --foreground -s INT -k 60 "$limit" "$@") >"$log" 2>&1
+        exec setsid timeout --foreground -s INT -k 60 "$limit" "$@") >"$log" 2>&1 &
+    RUN_PID=$!
+    wait "$RUN_PID"
+    rc=$?
+    end_group
+    return "$rc"
 }
+end_group() {  # end whatever is left of the last run_in's process group
+    [[ -n "$RUN_PID" ]] || return 0
+    if kill -0 -- "-$RUN_PID" 2>/dev/null; then
+        say "ending leftover processes of process group $RUN_PID"
+        kill -TERM -- "-$RUN_PID" 2>/dev/null
+        sleep 3
+        kill -KILL -- "-$RUN_PID" 2>/dev/null
+    fi
+    RUN_PID=""
+}
+on_interrupt() {  # Ctrl-C: SIGINT to timeout, which relays it to snakemake (cancels its SLURM jobs)
+    if [[ -n "$RUN_PID" ]] && kill -0 "$RUN_PID" 2>/dev/null; then
+        say "interrupted: sending SIGINT to snakemake and waiting for it (at most 70 s)"
+        kill -INT "$RUN_PID" 2>/dev/null
+        local i
+        for ((i = 0; i < 70; i++)); do
+            kill -0 "$RUN_PID" 2>/dev/null || break
+            sleep 1
+        done
+        end_group
+    fi
+    exit 130
+}
+trap on_interrupt INT TERM
 
 # Test-only settings, given on the command line so slurm/config.yaml stays a real-cluster profile:
 # squeue for status (no slurmdbd here, MinJobAge=300), first status check after 2 s, our
@@ -140,9 +173,14 @@ n_train_sub=$(grep 'has been submitted with SLURM jobid' "$WORK/slurm-run.log" |
 n_train=$(grep -E '^train +[0-9]+' "$WORK/slurm-run.log" | head -n 1 | awk '{print $2}')
 say "$n_sub job(s) submitted through sbatch, $n_train_sub of them train (DAG has ${n_train:-?} train jobs)"
 ((n_sub > 0)) || fail "no job was submitted through sbatch"
-[[ -n "$n_train" ]] && ((n_train_sub == n_train)) || fail "not every train job went through sbatch"
-say "SLURM's view of the jobs (squeue keeps finished jobs for MinJobAge=300 s):"
-squeue -h -t all -o '    %i %T %P %j' || true
+if [[ -z "$n_train" ]] || ((n_train_sub != n_train)); then fail "not every train job went through sbatch"; fi
+sq="$(squeue -h -t all -o '    %i %T %P %j' 2>/dev/null || true)"
+if [[ -n "$sq" ]]; then
+    say "SLURM's view of the jobs (job id, state, partition, name):"
+    echo "$sq"
+else
+    say "squeue no longer lists the jobs (finished more than MinJobAge=300 s ago)"
+fi
 
 # Every output of the DAG exists and nothing is left to do.
 (cd "$SLURM_COPY" && PYTHONPATH="$SLURM_COPY/src" timeout 300 snakemake --configfile "$CONFIG" --summary \
@@ -162,18 +200,20 @@ grep -q 'Nothing to be done' "$WORK/dryrun.log" || fail "after the SLURM run a d
 say "all $n_out expected outputs exist; a dry run has nothing to do"
 
 # --- 2. same bytes as a local run ---------------------------------------------------------------
-say "part 2: snakemake --cores 1 --configfile $CONFIG in a second copy"
+# Only the runs are compared, so the local run builds just them (and what they need).
+hashes() { (cd "$1" && find results/runs -name '*.safetensors' -type f -print0 | sort -z | xargs -0 -r sha256sum); }
+hashes "$SLURM_COPY" >"$WORK/slurm.sha256"
+mapfile -t run_targets < <(awk '{print $2}' "$WORK/slurm.sha256")
+((${#run_targets[@]} > 0)) || fail "no results/runs/**/*.safetensors after the SLURM run"
+say "part 2: snakemake --cores 1 --configfile $CONFIG (${#run_targets[@]} run files) in a second copy"
 t=$(date +%s)
-run_in "$LOCAL_COPY" "$WORK/local-run.log" "$TIMEOUT" snakemake --cores 1 --configfile "$CONFIG"
+run_in "$LOCAL_COPY" "$WORK/local-run.log" "$TIMEOUT" snakemake --cores 1 --configfile "$CONFIG" -- "${run_targets[@]}"
 rc=$?
 say "local run exited $rc after $(($(date +%s) - t))s"
 ((rc == 0)) || { tail -n 40 "$WORK/local-run.log"; fail "local snakemake exited $rc"; }
 
-hashes() { (cd "$1" && find results/runs -name '*.safetensors' -type f -print0 | sort -z | xargs -0 -r sha256sum); }
-hashes "$SLURM_COPY" >"$WORK/slurm.sha256"
 hashes "$LOCAL_COPY" >"$WORK/local.sha256"
 n_st=$(wc -l <"$WORK/slurm.sha256")
-((n_st > 0)) || fail "no results/runs/**/*.safetensors after the SLURM run"
 if ! diff -u "$WORK/local.sha256" "$WORK/slurm.sha256"; then
     fail "safetensors differ between the SLURM run and the local run (see diff above)"
 fi
