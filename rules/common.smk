@@ -1,6 +1,7 @@
 # Config validation, wildcard constraints, target lists and the code digests that make rules rerun when
 # the package code they run changes (Snakemake tracks a script's own mtime, not the modules it imports).
 import hashlib
+import json
 import os
 import sys
 from pathlib import Path
@@ -52,8 +53,9 @@ def run_files():
 
 
 def training_params():
-    """Everything a run's bytes depend on; a change to any of it reruns training."""
-    return {section: config[section] for section in ("data", "model", "training", "recording")}
+    """Everything a run's bytes depend on, as canonical JSON: a change to any value reruns training, while
+    the same values in another key order (Snakemake compares params as written) do not."""
+    return json.dumps({section: config[section] for section in ("data", "model", "training", "recording")}, sort_keys=True)
 
 
 def data_targets():
