@@ -94,7 +94,7 @@ class Series:
     """One embedding matrix of one run over its records, read one record at a time."""
 
     label: str
-    source: BoundedRecording
+    source: Recording
     key: str
     run: int | None  # index along a leading runs dimension (the 1.20c layout); None otherwise
     steps: tuple[int, ...]
@@ -119,31 +119,9 @@ class Series:
         return order[found]
 
 
-class BoundedRecording:
-    """A Recording whose memory map is renewed after every REMAP_BYTES of records read. safetensors serves
-    slices out of its memory map and every page a check touches stays in the process's RSS until the map goes,
-    so comparing two 2.4 GB files ended at 5 GB RSS (tools/measure_check_memory.py); safe_open's "pread"
-    backend has no map but reads the whole tensor for every slice (50x slower)."""
-
-    REMAP_BYTES = 64 << 20
-
-    def __init__(self, path):
-        self._recording, self._read = Recording(path), 0
-
-    def record(self, name: str, index) -> torch.Tensor:
-        tensor = self._recording.record(name, index)  # keeps its own map alive while it lives
-        self._read += tensor.numel() * tensor.element_size()
-        if self._read >= self.REMAP_BYTES:
-            self._recording, self._read = Recording(self._recording.path), 0
-        return tensor
-
-    def __getattr__(self, name):
-        return getattr(self._recording, name)
-
-
-def open_recording(path, root=".") -> BoundedRecording:
+def open_recording(path, root=".") -> Recording:
     try:
-        return BoundedRecording(path)
+        return Recording(path)
     except RecordingError as error:
         raise SanityError(str(error).replace(str(path), display(path, root), 1)) from None
 
@@ -161,7 +139,7 @@ class Legacy:
     `dead_indices`, `n_dead`, `n_runs`, `base_seed`)."""
 
     label: str
-    recording: BoundedRecording
+    recording: Recording
     layout: str  # "1.20a" or "1.20c"
     shape: list[int]
 
