@@ -1,0 +1,309 @@
+"""Per-run analysis tables of the dead and live rows, computed from a recording one record at a time.
+
+Memory stays bounded by a few [rows, D] matrices per side (record 0, the previous record and the current
+one), whatever the number of records. Every metric is a small function on tensors, tested on its own.
+Rows are grouped by the recording's own `dead_indices`, so a table always matches the masks its run trained
+with.
+
+Table columns: `step`, `loss` (NaN at record 0), `lr` (the LR the step ran at; NaN at record 0), then per
+matrix M (tied: W; untied: E and W) and group G (dead, live), `M_G_<metric>`:
+  centroid_norm, radius_mean, radius_max      the group's cloud around its centroid (L2)
+  displacement_from_init, displacement_step   mean over rows of ||row - row at t=0|| and of ||row - previous||
+  fraction_moved                              fraction of rows with any element changed since the previous record
+  grad_norm                                   mean over rows of the row's gradient L2 norm (before clipping)
+  adam_step                                   mean over the group's *elements* of lr |m_hat| / (sqrt(v_hat) + eps)
+per matrix `M_auc_norm`, `M_auc_cosine` (the under-trained-token indicators' ROC AUC), and untied
+`E_minus_W_G_fro` (||E - W||_F over the group's rows). Step-to-step columns are NaN at record 0.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .outputs import atomic_output
+from .recording import Recording, RecordingError
+
+GROUPS = ("dead", "live")
+FLOAT_FORMAT = "%.9g"
+
+
+class AnalysisError(RecordingError):
+    """An analysis input that cannot be used; the message names the file."""
+
+
+def group_masks(dead: torch.Tensor) -> tuple[tuple[str, torch.Tensor], ...]:
+    return tuple(zip(GROUPS, (dead, ~dead)))
+
+
+# ---- metrics on one matrix (rows are vectors); float64 so bf16 inputs lose nothing more -------------------
+
+
+def _rows64(x: torch.Tensor) -> torch.Tensor:
+    return x.detach().to(torch.float64)
+
+
+def cloud(x: torch.Tensor) -> dict[str, float]:
+    """Norm of the rows' centroid, mean and max distance of the rows from it."""
+    if x.shape[0] == 0:
+        return {"centroid_norm": math.nan, "radius_mean": math.nan, "radius_max": math.nan}
+    x = _rows64(x)
+    centroid = x.mean(dim=0)
+    radii = torch.linalg.vector_norm(x - centroid, dim=1)
+    return {"centroid_norm": torch.linalg.vector_norm(centroid).item(), "radius_mean": radii.mean().item(),
+            "radius_max": radii.max().item()}
+
+
+def row_norms(x: torch.Tensor) -> torch.Tensor:
+    return torch.linalg.vector_norm(_rows64(x), dim=1)
+
+
+def mean_row_norm(x: torch.Tensor) -> float:
+    """Mean over rows of each row's L2 norm (NaN for no rows): comparable between groups of any size."""
+    return row_norms(x).mean().item() if x.shape[0] else math.nan
+
+
+def fraction_moved(x: torch.Tensor, before: torch.Tensor) -> float:
+    """Fraction of rows with at least one element different (exact comparison: a bf16 update that rounds
+    away leaves its row bit-identical)."""
+    return (x != before).any(dim=1).double().mean().item() if x.shape[0] else math.nan
+
+
+def adam_step(momentum: torch.Tensor, variance: torch.Tensor, *, lr: float, step: int, beta1: float, beta2: float,
+              eps: float) -> torch.Tensor:
+    """Per element, the size of the update Adam made at optimizer step `step` (1-based):
+    lr * |m_hat| / (sqrt(v_hat) + eps), m_hat = m / (1 - beta1^step), v_hat = v / (1 - beta2^step)
+    (torch.optim.Adam's arithmetic; AdamW's decoupled weight decay is not part of it)."""
+    m_hat = _rows64(momentum).abs() / (1 - beta1**step)
+    v_hat = _rows64(variance) / (1 - beta2**step)
+    return lr * m_hat / (v_hat.sqrt() + eps)
+
+
+def mean_or_nan(x: torch.Tensor) -> float:
+    return x.mean().item() if x.numel() else math.nan
+
+
+def scheduled_lr(step: int, training: dict) -> float:
+    """The LR that optimizer step `step` (1-based) used: the scheduler is stepped after each optimizer step,
+    so step t runs at lr x factor(t - 1), factor as in transformers' linear/constant schedules with warmup."""
+    t, warmup, total = step - 1, training["warmup_steps"], training["steps"]
+    if t < warmup:
+        factor = t / max(1, warmup)
+    elif training["lr_schedule"] == "linear":
+        factor = max(0.0, (total - t) / max(1, total - warmup))
+    else:
+        factor = 1.0
+    return training["learning_rate"] * factor
+
+
+def auc(scores, positive) -> float:
+    """ROC AUC of `scores` for telling `positive` from the rest: the probability that a random positive
+    outscores a random negative, ties counting one half (Mann-Whitney rank formula, average ranks for ties)."""
+    scores, positive = np.asarray(scores, dtype=np.float64), np.asarray(positive, dtype=bool)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        return math.nan
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    last_rank = np.cumsum(counts)
+    ranks = (last_rank - (counts - 1) / 2.0)[inverse]
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def remove_first_component(x: torch.Tensor) -> torch.Tensor:
+    """The rows with their component along the matrix's first principal direction (of the centred rows)
+    removed: Land & Bartolo's correction for the constant component every unembedding row shares."""
+    x = _rows64(x)
+    centred = x - x.mean(dim=0)
+    _, vectors = torch.linalg.eigh(centred.T @ centred)
+    first = vectors[:, -1]
+    return x - torch.outer(x @ first, first)
+
+
+def dead_cosine(x: torch.Tensor, dead: torch.Tensor) -> torch.Tensor:
+    """Per row, the cosine similarity to the mean dead row after removing the first principal component
+    (1 - Land & Bartolo's cosine distance; higher = more dead-like). A dead row is compared with the mean of
+    the other dead rows, so that it does not score high merely by being part of the mean."""
+    n_dead = int(dead.sum())
+    if n_dead < 2:
+        return torch.full((x.shape[0],), math.nan, dtype=torch.float64)
+    x = remove_first_component(x)
+    total = x[dead].sum(dim=0)
+    reference = (total / n_dead).expand_as(x).clone()
+    reference[dead] = (total - x[dead]) / (n_dead - 1)
+    return torch.nn.functional.cosine_similarity(x, reference, dim=1)
+
+
+def indicator_aucs(x: torch.Tensor, dead: torch.Tensor) -> dict[str, float]:
+    """How well each under-trained-token indicator separates dead rows from live ones (ROC AUC, 1 = all dead
+    rows rank above all live rows, 0.5 = chance). A small row norm and a high cosine to the dead mean both
+    point to a dead row."""
+    return {"auc_norm": auc(-row_norms(x).numpy(), dead.numpy()),
+            "auc_cosine": auc(dead_cosine(x, dead).numpy(), dead.numpy())}
+
+
+# ---- one record of one run --------------------------------------------------------------------------------
+
+
+def dead_rows(recording: Recording) -> torch.Tensor:
+    """Boolean mask over the recorded rows: True where the row's token never occurs in the training ids."""
+    vocab_size = recording.config.get("model", {}).get("vocab_size")
+    dead_ids = recording.tensor("dead_indices").long()
+    rows = recording.tensor("recorded_rows").long()
+    if vocab_size is None or (dead_ids.numel() and int(dead_ids.max()) >= vocab_size):
+        raise AnalysisError(f"{recording.path}: dead_indices do not fit the recorded vocab_size {vocab_size}")
+    dead = torch.zeros(vocab_size, dtype=torch.bool)
+    dead[dead_ids] = True
+    return dead[rows]
+
+
+def sides(recording: Recording) -> tuple[str, ...]:
+    return ("W",) if recording.tied else ("E", "W")
+
+
+def group_metrics(prefix: str, x: torch.Tensor, first: torch.Tensor, previous: torch.Tensor | None,
+                  adam: torch.Tensor | None, grad: torch.Tensor | None) -> dict[str, float]:
+    """The table's columns for one group of rows of one matrix; step-to-step quantities are NaN at record 0."""
+    values = cloud(x)
+    values["displacement_from_init"] = mean_row_norm(x.double() - first.double())
+    values["displacement_step"] = math.nan if previous is None else mean_row_norm(x.double() - previous.double())
+    values["fraction_moved"] = math.nan if previous is None else fraction_moved(x, previous)
+    values["grad_norm"] = math.nan if grad is None else mean_row_norm(grad)
+    values["adam_step"] = math.nan if adam is None else mean_or_nan(adam)
+    return {f"{prefix}_{name}": value for name, value in values.items()}
+
+
+def _read_side(recording: Recording, side: str, index: int, step: int, lr: float):
+    """The embeddings of one side at record `index`, with its grads and Adam steps (None at record 0, where
+    no step was taken, or when the quantity was not recorded)."""
+    key = functools.partial(recording.matrix, side=side)
+    x = recording.record(key("embeddings"), index)
+    if step == 0:
+        return x, None, None
+    grad = recording.record(key("grads"), index) if key("grads") in recording.keys else None
+    adam = None
+    if {key("momentum"), key("variance")} <= recording.keys:
+        training = recording.config["training"]
+        adam = adam_step(recording.record(key("momentum"), index), recording.record(key("variance"), index), lr=lr,
+                         step=step, beta1=training["adam_beta1"], beta2=training["adam_beta2"], eps=training["adam_epsilon"])
+    return x, grad, adam
+
+
+def _masked(tensor: torch.Tensor | None, mask: torch.Tensor) -> torch.Tensor | None:
+    return None if tensor is None else tensor[mask]
+
+
+def record_row(recording: Recording, index: int, step: int, first: dict, previous: dict | None,
+               dead: torch.Tensor) -> tuple[dict, dict]:
+    """One table row and the record's embeddings (the next call's `previous`)."""
+    lr = scheduled_lr(step, recording.config["training"]) if step > 0 else math.nan
+    row, current = {"step": step, "lr": lr}, {}
+    for side in sides(recording):
+        x, grad, adam = _read_side(recording, side, index, step, lr)
+        current[side] = x
+        before = None if previous is None else previous[side]
+        for group, mask in group_masks(dead):
+            row.update(group_metrics(f"{side}_{group}", x[mask], first[side][mask], _masked(before, mask),
+                                     _masked(adam, mask), _masked(grad, mask)))
+        row.update({f"{side}_{name}": value for name, value in indicator_aucs(x, dead).items()})
+    if not recording.tied:
+        difference = current["E"].double() - current["W"].double()
+        for group, mask in group_masks(dead):
+            row[f"E_minus_W_{group}_fro"] = torch.linalg.matrix_norm(difference[mask]).item()
+    return row, current
+
+
+def analyse_run(path: str | Path) -> pd.DataFrame:
+    """One row per recorded step: loss, LR and, per matrix and group, the cloud, displacement, freeze,
+    gradient and Adam-step columns; per matrix the indicator AUCs; untied, the dead and live ||E - W||_F."""
+    recording = Recording(path)
+    if "embeddings" not in recording.keys and "embeddings_E" not in recording.keys:
+        raise AnalysisError(f"{recording.path}: no embeddings recorded; the analysis needs them")
+    dead = dead_rows(recording)
+    losses = recording.tensor("losses").tolist()
+    first = {side: recording.record(recording.matrix("embeddings", side), 0) for side in sides(recording)}
+    rows, previous = [], None
+    for index, step in enumerate(recording.steps()):
+        row, previous = record_row(recording, index, step, first, previous, dead)
+        rows.append({"step": row.pop("step"), "loss": losses[index], **row})
+    return pd.DataFrame(rows)
+
+
+# ---- across runs --------------------------------------------------------------------------------------------
+
+
+def _matching(tied: Recording, untied: Recording) -> None:
+    for name in ("recorded_steps", "recorded_rows", "dead_indices"):
+        if not torch.equal(tied.tensor(name), untied.tensor(name)):
+            raise AnalysisError(f"{untied.path}: {name} differ from those of {tied.path}; the runs cannot be paired")
+
+
+def decomposition(tied_path: str | Path, untied_path: str | Path) -> pd.DataFrame:
+    """The linear decomposition test W1 = W2 + E2 on displacements from t=0: per step and row group,
+    ||dW_tied - (dW_untied + dE_untied)||_F / ||dW_tied||_F, and the same residual for dW_untied alone and
+    dE_untied alone (what the sum must beat to mean anything). NaN at step 0, where dW_tied = 0."""
+    tied, untied = Recording(tied_path).expect(tied=True), Recording(untied_path).expect(tied=False)
+    _matching(tied, untied)
+    dead = dead_rows(tied)
+    first = {"tied": tied.record("embeddings", 0), "E": untied.record("embeddings_E", 0), "W": untied.record("embeddings_W", 0)}
+    rows = []
+    for index, step in enumerate(tied.steps()):
+        delta = {"tied": tied.record("embeddings", index), "E": untied.record("embeddings_E", index),
+                 "W": untied.record("embeddings_W", index)}
+        delta = {name: x.double() - first[name].double() for name, x in delta.items()}
+        row = {"step": step}
+        for group, mask in group_masks(dead) + (("all", torch.ones_like(dead)),):
+            d = {name: x[mask] for name, x in delta.items()}
+            scale = torch.linalg.matrix_norm(d["tied"]).item() if mask.any() else math.nan
+            for label, model in (("sum", d["W"] + d["E"]), ("W", d["W"]), ("E", d["E"])):
+                residual = torch.linalg.matrix_norm(d["tied"] - model).item() if mask.any() else math.nan
+                row[f"{group}_residual_{label}"] = residual / scale if scale > 0 else math.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# ---- per-row views for the figures ----------------------------------------------------------------------------
+
+
+def last_displacements(path: str | Path, side: str) -> tuple[np.ndarray, np.ndarray]:
+    """Each recorded row's L2 displacement from t=0 at the last record, and the dead mask."""
+    recording = Recording(path)
+    key = recording.matrix("embeddings", side)
+    moved = row_norms(recording.record(key, recording.n_records - 1).double() - recording.record(key, 0).double())
+    return moved.numpy(), dead_rows(recording).numpy()
+
+
+def pca_projections(path: str | Path, side: str, steps) -> tuple[dict[int, np.ndarray], np.ndarray, np.ndarray]:
+    """2-D coordinates of the rows at each of `steps` that was recorded (the last step always included), in one
+    basis: the top two principal directions of the last record, so that motion between panels is real
+    motion. Returns ({step: [rows, 2]}, dead mask, fraction of the last record's variance each axis holds)."""
+    recording = Recording(path)
+    key, recorded = recording.matrix("embeddings", side), recording.steps()
+    wanted = sorted({s for s in steps if s in recorded} | {recorded[-1]})
+    last = _rows64(recording.record(key, len(recorded) - 1))
+    mean = last.mean(dim=0)
+    values, vectors = torch.linalg.eigh((last - mean).T @ (last - mean))
+    basis, explained = vectors[:, [-1, -2]], (values[[-1, -2]] / values.sum()).numpy()
+    coordinates = {s: ((_rows64(recording.record(key, recorded.index(s))) - mean) @ basis).numpy() for s in wanted}
+    return coordinates, dead_rows(recording).numpy(), explained
+
+
+def write_table(table: pd.DataFrame, path: str | Path) -> None:
+    with atomic_output(path) as partial:
+        table.to_csv(partial, sep="\t", index=False, float_format=FLOAT_FORMAT, na_rep="NaN")
+
+
+def read_table(path: str | Path, required=("step",)) -> pd.DataFrame:
+    """An analysis table, refused with a one-line error naming the file if it lacks `required` columns."""
+    try:
+        table = pd.read_csv(path, sep="\t")
+    except (OSError, ValueError) as error:
+        raise AnalysisError(f"{path}: unreadable analysis table ({' '.join(str(error).split())[:120]})") from None
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        raise AnalysisError(f"{path}: analysis table lacks column(s) {', '.join(missing)}; rerun its analysis")
+    return table

@@ -1,0 +1,138 @@
+"""End to end on config/test.yaml (the shared `workflow_run`): every figure and the HTML report are built, and
+a change to figure code or to a figure parameter redraws figures without retraining."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, snakemake
+
+sys.path.insert(0, str(ROOT / "src"))
+from flannel import analysis, figures  # noqa: E402
+
+FIGURE_NAMES = sorted(figures.FIGURES)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def test_every_figure_has_a_caption():
+    for name in FIGURE_NAMES:
+        assert (ROOT / "workflow" / "report" / f"{name}.rst").is_file(), name
+
+
+def png_chunks(data: bytes) -> list[bytes]:
+    chunks, offset = [], len(PNG_SIGNATURE)
+    while offset < len(data):
+        length = int.from_bytes(data[offset:offset + 4], "big")
+        chunks.append(data[offset + 4:offset + 8])
+        offset += 12 + length
+    return chunks
+
+
+@pytest.mark.slow
+def test_workflow_builds_every_figure_without_timestamps(workflow_run):
+    for name in FIGURE_NAMES:
+        data = (workflow_run / "results" / "figures" / f"{name}.png").read_bytes()
+        assert data.startswith(PNG_SIGNATURE), name
+        chunks = png_chunks(data)
+        assert b"tIME" not in chunks and b"tEXt" not in chunks, name
+        assert len(data) > 5000, f"{name} looks empty"
+
+
+@pytest.mark.slow
+def test_workflow_tables_cover_every_recorded_step(workflow_run):
+    config = yaml.safe_load((ROOT / "config" / "test.yaml").read_text())
+    steps = list(range(config["training"]["steps"] + 1))
+    for tying in ("tied", "untied"):
+        for seed in config["runs"][tying]:
+            table = analysis.read_table(workflow_run / "results" / "analysis" / tying / f"seed{seed}.tsv")
+            assert table["step"].tolist() == steps
+            assert not table.filter(like="radius_mean").isna().any().any()
+    text = (workflow_run / "results" / "analysis" / "tied" / "seed42.tsv").read_text()
+    assert str(workflow_run) not in text and str(ROOT) not in text
+
+
+@pytest.mark.slow
+def test_report_has_every_figure_and_the_sanity_report(workflow_run, tmp_path):
+    snakemake(workflow_run, "--report", str(tmp_path / "report.html"), "--configfile", "config/test.yaml")
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    for name in FIGURE_NAMES:
+        assert f"{name}.png" in html, name
+    assert "report.md" in html
+    for category in ("Dead-cloud geometry", "Freeze and optimisation", "Tied vs untied",
+                     "Under-trained-token indicators", "Sanity checks"):
+        assert category in html, category
+    assert "Land &amp; Bartolo" in html  # a caption, rendered
+
+
+@pytest.fixture
+def finished_copy(workflow_run, tmp_path):
+    """A copy of the finished workflow (outputs, mtimes and Snakemake's metadata), to edit freely."""
+    copy = tmp_path / "copy"
+    shutil.copytree(workflow_run, copy, symlinks=True)
+    return copy
+
+
+def dry_run_jobs(workdir: Path, *args: str) -> dict[str, int]:
+    """Job name -> count from the job stats table of `snakemake -n`."""
+    output = snakemake(workdir, "-n", "--cores", "1", *args).stdout
+    if "Nothing to be done" in output:
+        return {}
+    table = output.split("Job stats:", 1)[1].split("total", 1)[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, flags=re.MULTILINE)}
+
+
+def assert_only_figures(jobs: dict[str, int], *, tables: bool) -> None:
+    assert jobs.get("figures") == 1, jobs
+    assert not {"train", "replica", "sanity_check"} & set(jobs), jobs
+    assert ("analyse_run" in jobs) == tables, jobs
+
+
+@pytest.mark.slow
+def test_finished_workflow_has_nothing_to_do(finished_copy):
+    assert dry_run_jobs(finished_copy, "--configfile", "config/test.yaml") == {}
+
+
+@pytest.mark.slow
+def test_figure_code_change_redraws_figures_only(finished_copy):
+    module = finished_copy / "src" / "flannel" / "figures.py"
+    module.write_text(module.read_text() + "\n# an edit\n")
+    assert_only_figures(dry_run_jobs(finished_copy, "--configfile", "config/test.yaml"), tables=False)
+
+
+@pytest.mark.slow
+def test_analysis_code_change_recomputes_tables_not_runs(finished_copy):
+    module = finished_copy / "src" / "flannel" / "analysis.py"
+    module.write_text(module.read_text() + "\n# an edit\n")
+    assert_only_figures(dry_run_jobs(finished_copy, "--configfile", "config/test.yaml"), tables=True)
+
+
+@pytest.mark.slow
+def test_figure_parameter_change_redraws_figures_only(finished_copy):
+    config = yaml.safe_load((finished_copy / "config" / "test.yaml").read_text())
+    config["figures"]["dpi"] += 1
+    # Key order kept: Snakemake compares params by their text, so a reordered section would rerun other rules.
+    (finished_copy / "config" / "dpi.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    assert_only_figures(dry_run_jobs(finished_copy, "--configfile", "config/dpi.yaml"), tables=False)
+
+
+@pytest.mark.slow
+def test_same_tables_give_the_same_png_bytes(workflow_run, tmp_path):
+    tables = workflow_run / "results" / "analysis"
+    inputs = {"tied": [str(tables / "tied" / "seed42.tsv"), str(tables / "tied" / "seed43.tsv")],
+              "untied": [str(tables / "untied" / "seed42.tsv")]}
+    settings = {"seeds": {"tied": [42, 43], "untied": [42], "paired": [42], "reference": 42},
+                "figures": {"pca_steps": [0], "dpi": 50}}
+    figures.draw("a_dead_cloud", inputs, settings, tmp_path / "one.png")
+    figures.draw("a_dead_cloud", inputs, settings, tmp_path / "two.png")
+    assert (tmp_path / "one.png").read_bytes() == (tmp_path / "two.png").read_bytes()
+
+
+def test_unknown_figure_is_refused_naming_the_output(tmp_path):
+    with pytest.raises(analysis.AnalysisError, match=r"z\.png: unknown figure 'z_nothing'"):
+        figures.draw("z_nothing", {}, {"figures": {"dpi": 50}}, tmp_path / "z.png")
