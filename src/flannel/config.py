@@ -10,10 +10,12 @@ from pathlib import Path
 
 import yaml
 
+from .errors import FlannelError
+
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
-class ConfigError(ValueError):
+class ConfigError(FlannelError, ValueError):
     """A config value that cannot work; the message names the key."""
 
 

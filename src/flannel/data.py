@@ -16,12 +16,13 @@ from safetensors.numpy import load_file as load_numpy
 from safetensors.numpy import save_file as save_numpy
 from safetensors.torch import save_file as save_torch
 
+from .errors import FlannelError
 from .outputs import atomic_output, write_json
 
 SPECIAL_TOKENS = ["[UNK]"]
 
 
-class DataError(ValueError):
+class DataError(FlannelError, ValueError):
     """Bad input data; the message names the file."""
 
 

@@ -1,5 +1,6 @@
 """Logging for the workflow's scripts: everything to the rule's log file, and the expected errors
-(bad config, bad data, bad recordings, failed training) as one line instead of a traceback."""
+(flannel's own, and OS errors such as a full disk) as one line instead of a traceback.
+Imports nothing heavy, so a script starts without loading torch or transformers it does not need."""
 
 from __future__ import annotations
 
@@ -7,12 +8,7 @@ import contextlib
 import logging
 import sys
 
-from .config import ConfigError
-from .data import DataError
-from .recording import RecordingError
-from .training import TrainingError
-
-EXPECTED_ERRORS = (ConfigError, DataError, RecordingError, TrainingError, OSError)
+from .errors import FlannelError
 
 
 @contextlib.contextmanager
@@ -24,6 +20,6 @@ def script_logging(log_path: str | None):
     logging.getLogger("transformers").setLevel(logging.ERROR)
     try:
         yield logging.getLogger("flannel")
-    except EXPECTED_ERRORS as error:
+    except (FlannelError, OSError) as error:
         logging.getLogger("flannel").error("%s", " ".join(str(error).split()))
         raise SystemExit(1) from None

@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
+from .errors import FlannelError
+
 FORMAT = "flannel-recording/1"
 MATRICES = ("embeddings", "grads", "momentum", "variance")
 _SAFETENSORS_DTYPES = {torch.bfloat16: "BF16", torch.float32: "F32", torch.int64: "I64", torch.bool: "BOOL"}
@@ -23,7 +25,7 @@ _HEADER_SLACK = 256  # room for the final metadata values, which may be longer t
 REMAP_BYTES = 64 << 20
 
 
-class RecordingError(ValueError):
+class RecordingError(FlannelError, ValueError):
     """A recording that cannot be used as asked; the message names the file."""
 
 

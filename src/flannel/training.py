@@ -24,6 +24,7 @@ from transformers.loss.loss_utils import ForCausalLMLoss
 from . import __version__
 from .config import data_seed
 from .data import check_windows
+from .errors import FlannelError
 from .model import DTYPES, build_model, embedding_E, state_sha256, unembedding_W
 from .outputs import atomic_output
 from .recording import RunRecorder
@@ -33,7 +34,7 @@ IGNORE = -100
 TRAINING_SECTIONS = ("data", "model", "training", "recording")
 
 
-class TrainingError(RuntimeError):
+class TrainingError(FlannelError, RuntimeError):
     """Training cannot go on (for example a non-finite loss); the message names the step."""
 
 
