@@ -152,6 +152,7 @@ class InstrumentedTrainer(Trainer):
         self.recorder = recorder
         self.last_logits = None
         self.hook_calls = 0
+        self.grad_norms = []  # pre-clip norms the Trainer passes to the hook; shows whether clipping acted
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """Override to capture logits. Drops num_items_in_batch, as the notebooks did: the loss is the mean
@@ -172,6 +173,7 @@ class InstrumentedTrainer(Trainer):
     def _maybe_log_save_evaluate(self, tr_loss, grad_norm, model, trial, epoch, ignore_keys_for_eval, start_time=None, **kwargs):
         """Override to record AFTER optimizer step. Transformers also calls it once at the end of every epoch."""
         self.hook_calls += 1
+        self.grad_norms.append(None if grad_norm is None else float(grad_norm))
         self.recorder.record_after_step(model, self.optimizer)
         super()._maybe_log_save_evaluate(tr_loss, grad_norm, model, trial, epoch, ignore_keys_for_eval, start_time, **kwargs)
 
@@ -206,23 +208,26 @@ def training_arguments(output_dir, *, steps, batch_size, learning_rate=1e-3, wei
 
 
 class _StepClock(TrainerCallback):
-    """Wall time from the start of step 1 to the end of the epoch loop, which is after the last step's
-    recording (on_step_end comes before the hook that records); the Trainer's setup is excluded."""
+    """Wall and CPU time from the end of step 1 to the end of the last step: steps - 1 steps, each with one
+    recording (on_step_end comes just before the hook that records that step). Step 1 (allocator warm-up) and the
+    Trainer's setup are left out, as in tools/benchmark.py's other rows."""
 
     def __init__(self):
         self.first = self.last = None
 
-    def on_step_begin(self, args, state, control, **kwargs):
+    def on_step_end(self, args, state, control, **kwargs):
+        now = (time.perf_counter(), time.process_time())
         if self.first is None:
-            self.first = time.perf_counter()
+            self.first = now
+        self.last = now
 
-    def on_epoch_end(self, args, state, control, **kwargs):
-        self.last = time.perf_counter()
+    def seconds(self):
+        return self.last[0] - self.first[0], self.last[1] - self.first[1]
 
 
 def run_notebook(model, corpus_tensor, *, seq_len, steps, batch_size, output_dir, tied=False, bf16=True,
                  record_every=1, record_dtype=torch.bfloat16, dataset=None, seed=42, **optimizer):
-    """Train `model` the notebooks' way; returns (trainer, recorder, seconds from step 1 to the last step)."""
+    """Train `model` the notebooks' way; returns (trainer, recorder, (wall, cpu) seconds of steps 2..steps)."""
     config = model.config
     recorder = NotebookRecorder(config.vocab_size, config.n_embd, record_every, tied=tied, dtype=record_dtype)
     clock = _StepClock()
@@ -235,7 +240,7 @@ def run_notebook(model, corpus_tensor, *, seq_len, steps, batch_size, output_dir
     )
     recorder.record_initial_state(model, trainer.optimizer)
     trainer.train()
-    return trainer, recorder, clock.last - clock.first
+    return trainer, recorder, clock.seconds()
 
 
 def main(argv=None) -> int:
@@ -266,7 +271,7 @@ def main(argv=None) -> int:
     # The notebooks cast the freshly built model to bf16 and then wrote the N(0, 0.02) draw into E (and W).
     model = build_model(model_cfg, args.tying == "tied", args.seed, torch.bfloat16)
     with tempfile.TemporaryDirectory() as folder:
-        trainer, recorder, seconds = run_notebook(model, ids, seq_len=args.seq_len, steps=args.steps,
+        trainer, recorder, (seconds, cpu_seconds) = run_notebook(model, ids, seq_len=args.seq_len, steps=args.steps,
                                                   batch_size=args.batch, output_dir=folder, tied=args.tying == "tied",
                                                   seed=args.seed)
         save_seconds = 0.0
@@ -274,7 +279,8 @@ def main(argv=None) -> int:
             started = time.perf_counter()
             save_file(recorder.get_data(), str(Path(folder) / "notebook.safetensors"))
             save_seconds = time.perf_counter() - started
-    print(json.dumps({"steps": args.steps, "seconds": seconds, "steps_per_s": args.steps / seconds,
+    print(json.dumps({"steps": args.steps, "steps_per_s": (args.steps - 1) / seconds,
+                      "steps_per_cpu_s": (args.steps - 1) / cpu_seconds,
                       "save_seconds": save_seconds, "records": len(recorder.recorded_steps),
                       "hook_calls": trainer.hook_calls,
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
