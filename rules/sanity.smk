@@ -65,7 +65,7 @@ rule sanity_check:
         ),
         manifest="results/sanity/manifest.tsv",
     params:
-        runs=config["runs"],
+        runs=json.dumps(config["runs"], sort_keys=True),  # canonical: key order alone never reruns
         training=training_params(),
         compare_steps=config["sanity"]["compare_steps"],
         warmup_seed=flannel.config.replica_warmup_seed(config),
