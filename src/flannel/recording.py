@@ -73,7 +73,7 @@ class StreamingSafetensors:
             raise RecordingError(f"{self.partial}: final metadata outgrew the reserved header")
         self._pwrite(struct.pack("<Q", self.header_size) + header.ljust(self.header_size, b" "), 0)
 
-    def _pwrite(self, data: bytes, offset: int) -> None:
+    def _pwrite(self, data, offset: int) -> None:
         try:
             _pwrite_all(self.fd, data, offset)
         except OSError as error:
@@ -121,15 +121,16 @@ def _numel(shape) -> int:
     return count
 
 
-def _bytes(tensor: torch.Tensor) -> bytes:
-    return tensor.reshape(-1).view(torch.uint8).numpy().tobytes()
+def _bytes(tensor: torch.Tensor) -> memoryview:
+    """A view of the tensor's bytes (no copy); bf16 has no numpy dtype, so go through uint8."""
+    return memoryview(tensor.reshape(-1).view(torch.uint8).numpy())
 
 
 def _round8(n: int) -> int:
     return (n + 7) // 8 * 8
 
 
-def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+def _pwrite_all(fd: int, data, offset: int) -> None:
     view = memoryview(data)
     while view:
         written = os.pwrite(fd, view, offset)
