@@ -103,7 +103,7 @@ rule figures:
     output:
         **FIGURE_OUTPUTS,
     params:
-        settings=FIGURE_SETTINGS,
+        settings=json.dumps(FIGURE_SETTINGS, sort_keys=True),  # canonical: key order alone never reruns
         code=code_digest(*FIGURE_MODULES),
     log:
         "logs/figures/figures.log",

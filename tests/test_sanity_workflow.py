@@ -69,8 +69,7 @@ def test_the_notebooks_files_are_checked_when_the_config_names_them(workflow_run
     paths = legacy_files(workdir / "legacy")
     config = yaml.safe_load((workdir / "config/test.yaml").read_text())
     config["sanity"].update({f"legacy_{k}": str(p.relative_to(workdir)) for k, p in paths.items()})
-    # sort_keys=False: Snakemake compares params with their key order, and a reordered training section retrains.
-    (workdir / "config/legacy.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (workdir / "config/legacy.yaml").write_text(yaml.safe_dump(config))
     snakemake(workdir, TARGET, "--cores", "1", "--configfile", "config/legacy.yaml")
     report = json.loads((workdir / "results/sanity/report.json").read_text())
     legacy = report["legacy"]

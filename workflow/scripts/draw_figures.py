@@ -1,5 +1,7 @@
 # Every figure of the analysis (rule figures): each named output is drawn by the flannel.figures function
 # of that name.
+import json
+
 from flannel import figures
 from flannel.logs import script_logging
 
@@ -7,6 +9,7 @@ with script_logging(snakemake.log[0]) as log:
     # Named inputs arrive as Snakemake's Namedlists; the package takes plain lists of paths.
     inputs = {name: [paths] if isinstance(paths, str) else [str(path) for path in paths]
               for name, paths in snakemake.input.items()}
+    settings = json.loads(snakemake.params.settings)
     for name, output in snakemake.output.items():
-        figures.draw(name, inputs, snakemake.params.settings, output)
+        figures.draw(name, inputs, settings, output)
         log.info("drew %s", output)
