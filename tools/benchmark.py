@@ -148,22 +148,27 @@ def worker_plain(args, ids) -> dict:
     return _rates(args.steps, first, last)
 
 
-def worker_notebook(args, ids_path: Path) -> dict:
+def worker_notebook(args, ids, out_folder: Path) -> dict:
+    """The notebooks' Trainer and in-RAM recorder, then their stack-and-save_file of the whole recording."""
+    import torch
+    from safetensors.torch import save_file
+
+    from flannel.model import build_model
+
     sys.path.insert(0, str(ROOT / "tools"))
-    import io
-    from contextlib import redirect_stdout
+    from notebook_trainer import run_notebook
 
-    import notebook_trainer
-
-    buffer = io.StringIO()
-    with redirect_stdout(buffer):
-        notebook_trainer.main(["--token-ids", str(ids_path), "--vocab", str(args.vocab), "--n-embd", str(args.n_embd),
-                               "--n-layer", str(args.n_layer), "--n-head", str(args.n_head),
-                               "--seq-len", str(args.seq_len), "--batch", str(args.batch), "--steps", str(args.steps),
-                               "--seed", str(args.seed), "--tying", args.tying, "--threads", str(args.threads)])
-    result = json.loads(buffer.getvalue().strip().splitlines()[-1])
-    return {"steps_per_s": result["steps_per_s"], "steps_per_cpu_s": result["steps_per_cpu_s"], "records": result["records"], "hook_calls": result["hook_calls"],
-            "save_s": result["save_seconds"]}
+    torch.set_num_threads(args.threads)
+    # The notebooks cast the freshly built model to bf16 and then wrote the N(0, 0.02) draw into E (and W).
+    model = build_model(model_config(args), args.tying == "tied", args.seed, torch.bfloat16)
+    trainer, recorder, (seconds, cpu_seconds) = run_notebook(
+        model, ids, seq_len=args.seq_len, steps=args.steps, batch_size=args.batch, output_dir=str(out_folder),
+        tied=args.tying == "tied", seed=args.seed)
+    started = time.perf_counter()
+    save_file(recorder.get_data(), str(out_folder / "notebook.safetensors"))
+    return {"steps_per_s": (args.steps - 1) / seconds, "steps_per_cpu_s": (args.steps - 1) / cpu_seconds,
+            "records": len(recorder.recorded_steps), "hook_calls": trainer.hook_calls,
+            "save_s": time.perf_counter() - started}
 
 
 def run_worker(args) -> None:
@@ -171,8 +176,7 @@ def run_worker(args) -> None:
     from safetensors.numpy import load_file as load_numpy
 
     logging.basicConfig(level=logging.WARNING)
-    ids_path = Path(args.token_ids)
-    ids = torch.from_numpy(load_numpy(str(ids_path))["token_ids"].astype("int64"))
+    ids = torch.from_numpy(load_numpy(args.token_ids)["token_ids"].astype("int64"))
     kind = CONFIGS[args.worker][0]
     with tempfile.TemporaryDirectory(dir=args.workdir) as folder:
         if kind == "train_run":
@@ -180,7 +184,7 @@ def run_worker(args) -> None:
         elif kind == "plain":
             result = worker_plain(args, ids)
         else:
-            result = worker_notebook(args, ids_path)
+            result = worker_notebook(args, ids, Path(folder))
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("RESULT " + json.dumps(result))
 

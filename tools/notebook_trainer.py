@@ -12,16 +12,9 @@ Not a flannel module: it exists for tests/test_parity.py and tools/benchmark.py 
 
 from __future__ import annotations
 
-import argparse
-import json
-import resource
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 from torch.utils.data import Dataset
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
@@ -241,51 +234,3 @@ def run_notebook(model, corpus_tensor, *, seq_len, steps, batch_size, output_dir
     recorder.record_initial_state(model, trainer.optimizer)
     trainer.train()
     return trainer, recorder, clock.seconds()
-
-
-def main(argv=None) -> int:
-    """One notebook-style run on saved token ids; prints a JSON line (used by tools/benchmark.py)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from flannel.model import build_model
-    from safetensors.numpy import load_file as load_numpy
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--token-ids", required=True, help="safetensors file with a 'token_ids' array")
-    parser.add_argument("--vocab", type=int, default=10000)
-    parser.add_argument("--n-embd", type=int, default=64)
-    parser.add_argument("--n-layer", type=int, default=2)
-    parser.add_argument("--n-head", type=int, default=2)
-    parser.add_argument("--seq-len", type=int, default=128)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--tying", choices=["tied", "untied"], default="untied")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--no-save", action="store_true", help="skip the stack-and-save_file step")
-    args = parser.parse_args(argv)
-
-    torch.set_num_threads(args.threads)
-    ids = torch.from_numpy(load_numpy(args.token_ids)["token_ids"].astype("int64"))
-    model_cfg = {"vocab_size": args.vocab, "n_positions": args.seq_len, "n_embd": args.n_embd,
-                 "n_layer": args.n_layer, "n_head": args.n_head, "init_scale": 0.02}
-    # The notebooks cast the freshly built model to bf16 and then wrote the N(0, 0.02) draw into E (and W).
-    model = build_model(model_cfg, args.tying == "tied", args.seed, torch.bfloat16)
-    with tempfile.TemporaryDirectory() as folder:
-        trainer, recorder, (seconds, cpu_seconds) = run_notebook(model, ids, seq_len=args.seq_len, steps=args.steps,
-                                                  batch_size=args.batch, output_dir=folder, tied=args.tying == "tied",
-                                                  seed=args.seed)
-        save_seconds = 0.0
-        if not args.no_save:
-            started = time.perf_counter()
-            save_file(recorder.get_data(), str(Path(folder) / "notebook.safetensors"))
-            save_seconds = time.perf_counter() - started
-    print(json.dumps({"steps": args.steps, "steps_per_s": (args.steps - 1) / seconds,
-                      "steps_per_cpu_s": (args.steps - 1) / cpu_seconds,
-                      "save_seconds": save_seconds, "records": len(recorder.recorded_steps),
-                      "hook_calls": trainer.hook_calls,
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
