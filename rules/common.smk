@@ -52,12 +52,6 @@ def run_files():
     ]
 
 
-def training_params():
-    """Everything a run's bytes depend on, as canonical JSON: a change to any value reruns training, while
-    the same values in another key order (Snakemake compares params as written) do not."""
-    return json.dumps({section: config[section] for section in ("data", "model", "training", "recording")}, sort_keys=True)
-
-
 def data_targets():
     return [
         "results/data/token_stats.json",
@@ -76,6 +70,10 @@ def train_mem_mb(wildcards):
     model, training = config["model"], config["training"]
     logits_mb = training["batch_size"] * training["seq_len"] * model["vocab_size"] * 4 * 6 / 2**20
     return int(1024 + logits_mb)
+
+
+# Training jobs ask SLURM for a GPU only when the config trains on one.
+TRAINING_GPUS = 1 if config["training"]["device"] == "cuda" else 0
 
 
 def train_runtime_min(wildcards):

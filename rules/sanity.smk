@@ -31,7 +31,7 @@ rule replica:
     output:
         run="results/sanity/replica/{tying}/seed{seed}.safetensors",
     params:
-        training=training_params(),
+        training=flannel.config.training_json(config),
         code=code_digest(*TRAINING_MODULES, "checks"),
         warmup_seed=flannel.config.replica_warmup_seed(config),
     log:
@@ -43,7 +43,7 @@ rule replica:
         mem_mb=train_mem_mb,
         # two trainings back to back: the warm-up seed, then the replica
         runtime=lambda wildcards: 2 * train_runtime_min(wildcards),
-        gpu=1 if config["training"]["device"] == "cuda" else 0,
+        gpu=TRAINING_GPUS,
     conda:
         "../envs/flannel.yaml"
     script:
@@ -66,7 +66,7 @@ rule sanity_check:
         manifest="results/sanity/manifest.tsv",
     params:
         runs=json.dumps(config["runs"], sort_keys=True),  # canonical: key order alone never reruns
-        training=training_params(),
+        training=flannel.config.training_json(config),
         compare_steps=config["sanity"]["compare_steps"],
         warmup_seed=flannel.config.replica_warmup_seed(config),
         code=code_digest(*SANITY_MODULES),

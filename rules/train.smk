@@ -11,7 +11,7 @@ rule train:
         run="results/runs/{tying}/seed{seed}.safetensors",
         moved="results/runs/{tying}/seed{seed}.moved.tsv",
     params:
-        training=training_params(),
+        training=flannel.config.training_json(config),
         code=code_digest(*TRAINING_MODULES),
     log:
         "logs/train/{tying}/seed{seed}.log",
@@ -21,7 +21,7 @@ rule train:
     resources:
         mem_mb=train_mem_mb,
         runtime=train_runtime_min,
-        gpu=1 if config["training"]["device"] == "cuda" else 0,
+        gpu=TRAINING_GPUS,
     conda:
         "../envs/flannel.yaml"
     script:

@@ -4,7 +4,6 @@ path that a reader could take for complete."""
 import os
 import re
 import resource
-import shutil
 import signal
 import socket
 import subprocess

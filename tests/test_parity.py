@@ -11,7 +11,6 @@ difference is a real divergence of the loops, not rounding noise.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pytest
 import torch

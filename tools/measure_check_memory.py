@@ -26,7 +26,6 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from flannel import config as flannel_config  # noqa: E402
 from flannel.recording import FORMAT, StreamingSafetensors  # noqa: E402
-from flannel.training import TRAINING_SECTIONS  # noqa: E402
 
 CHILD = """
 import json, resource, sys, time
@@ -53,7 +52,7 @@ def write_run(path: Path, config: dict, seed: int, dead: torch.Tensor, keys=("em
                "recorded_steps": torch.arange(T), "losses": torch.zeros(T)}
     specs = {k: (torch.bfloat16, (T, V, D)) for k in keys} | {k: (v.dtype, tuple(v.shape)) for k, v in scalars.items()}
     metadata = {"format": FORMAT, "complete": "false", "tying": "tied", "seed": str(seed), "data_seed": str(seed),
-                "config": json.dumps({k: config[k] for k in TRAINING_SECTIONS}, sort_keys=True),
+                "config": flannel_config.training_json(config),
                 "state_sha256_initial": f"{seed:064x}", "state_sha256_final": "0" * 64}
     writer = StreamingSafetensors(path, specs, metadata)
     for name, value in scalars.items():

@@ -114,12 +114,20 @@ def auc(scores, positive) -> float:
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
+def principal_axes(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The rows (float64), their mean, and the eigenvalues and eigenvectors (ascending) of the centred rows'
+    scatter matrix: the principal directions are the last columns."""
+    x = _rows64(x)
+    mean = x.mean(dim=0)
+    centred = x - mean
+    values, vectors = torch.linalg.eigh(centred.T @ centred)
+    return x, mean, values, vectors
+
+
 def remove_first_component(x: torch.Tensor) -> torch.Tensor:
     """The rows with their component along the matrix's first principal direction (of the centred rows)
     removed: Land & Bartolo's correction for the constant component every unembedding row shares."""
-    x = _rows64(x)
-    centred = x - x.mean(dim=0)
-    _, vectors = torch.linalg.eigh(centred.T @ centred)
+    x, _, _, vectors = principal_axes(x)
     first = vectors[:, -1]
     return x - torch.outer(x @ first, first)
 
@@ -284,9 +292,7 @@ def pca_projections(path: str | Path, side: str, steps) -> tuple[dict[int, np.nd
     recording = Recording(path)
     key, recorded = recording.matrix("embeddings", side), recording.steps()
     wanted = sorted({s for s in steps if s in recorded} | {recorded[-1]})
-    last = _rows64(recording.record(key, len(recorded) - 1))
-    mean = last.mean(dim=0)
-    values, vectors = torch.linalg.eigh((last - mean).T @ (last - mean))
+    _, mean, values, vectors = principal_axes(recording.record(key, len(recorded) - 1))
     basis, explained = vectors[:, [-1, -2]], (values[[-1, -2]] / values.sum()).numpy()
     coordinates = {s: ((_rows64(recording.record(key, recorded.index(s))) - mean) @ basis).numpy() for s in wanted}
     return coordinates, dead_rows(recording).numpy(), explained

@@ -248,8 +248,9 @@ def check_dead_indices(recordings: dict[str, Recording], canonical: torch.Tensor
         rows.append({"file": label, "n_dead": recording.scalar("n_dead"), "dead_indices": dead.numel(),
                      "equal_canonical": bool(torch.equal(dead, canonical)),
                      "dead_rows_recorded": bool(torch.isin(canonical, recorded).all())})
-    passed = _all(r["equal_canonical"] and r["dead_rows_recorded"] and r["n_dead"] == canonical.numel() for r in rows)
-    bad = [r["file"] for r in rows if not (r["equal_canonical"] and r["dead_rows_recorded"] and r["n_dead"] == canonical.numel())]
+    agree = [r["equal_canonical"] and r["dead_rows_recorded"] and r["n_dead"] == canonical.numel() for r in rows]
+    passed = _all(agree)
+    bad = [r["file"] for r, ok in zip(rows, agree) if not ok]
     summary = (f"all {len(rows)} files use the {canonical.numel()} canonical dead indices and record their rows" if not bad
                else f"{len(bad)} of {len(rows)} files differ from the {canonical.numel()} canonical dead indices: {', '.join(bad)}")
     return _entry("dead_indices", passed, summary, rows, canonical_n_dead=canonical.numel())
@@ -489,6 +490,7 @@ def legacy_checks(config: dict, flannel1, flannel3, canonical: torch.Tensor, roo
     compares only the dead embedding rows at t=0 (all that 1.22e could see) and check 7 does not apply."""
     f1 = open_legacy(flannel1, "1.20a", root) if flannel1 else None
     f3 = open_legacy(flannel3, "1.20c", root) if flannel3 else None
+    dead3 = f3.recording.tensor("dead_indices").to(torch.int64) if f3 else None
     reference_seed = config["runs"]["reference_seed"]
     entries = {}
 
@@ -497,7 +499,6 @@ def legacy_checks(config: dict, flannel1, flannel3, canonical: torch.Tensor, roo
         rows.append({"file": f1.label, "n_dead": f1.scalar("n_dead"), "dead_indices": None, "equal_canonical": None,
                      "n_dead_equal_canonical": f1.scalar("n_dead") == canonical.numel()})
     if f3:
-        dead3 = f3.recording.tensor("dead_indices").to(torch.int64)
         rows.append({"file": f3.label, "n_dead": f3.scalar("n_dead"), "dead_indices": dead3.numel(),
                      "equal_canonical": bool(torch.equal(dead3, canonical)),
                      "n_dead_equal_canonical": f3.scalar("n_dead") == canonical.numel() == f3.shape[2]})
@@ -509,7 +510,7 @@ def legacy_checks(config: dict, flannel1, flannel3, canonical: torch.Tensor, roo
         + ("; 1.20a stores no dead_indices, only n_dead is compared" if f1 else ""), rows, canonical_n_dead=canonical.numel())
 
     # Dead rows of the full 1.20a matrix: the 1.20c file's indices (as 1.22e took them), else the canonical.
-    dead1 = f3.recording.tensor("dead_indices").to(torch.int64) if f3 else canonical
+    dead1 = dead3 if f3 else canonical
     if f1 and (dead1.numel() == 0 or int(dead1.max()) >= f1.shape[1]):
         dead1 = None
     n1 = f1.n_records if f1 else None
@@ -552,7 +553,7 @@ def legacy_checks(config: dict, flannel1, flannel3, canonical: torch.Tensor, roo
                                                              dead1 if dead1 is not None else canonical)
     if f3:
         sweep = {f3.scalar("base_seed") + r: f3.series(r, n_records=common) for r in range(f3.shape[0])}
-        entries["sweep_distinct"] = check_sweep_distinct(sweep, f3.recording.tensor("dead_indices").to(torch.int64))
+        entries["sweep_distinct"] = check_sweep_distinct(sweep, dead3)
     radius_series = ([f1.series(n_records=common)] if f1 and dead1 is not None else []) + (
         [f3.series(r, n_records=common) for r in range(f3.shape[0])] if f3 else [])
     if radius_series:

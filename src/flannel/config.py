@@ -6,6 +6,7 @@ Every error is one line naming the key, so a bad value stops the run before any 
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import yaml
@@ -13,6 +14,8 @@ import yaml
 from .errors import FlannelError
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+# The sections a run's bytes depend on; `runs`, `sanity` and `figures` only choose what is done with runs.
+TRAINING_SECTIONS = ("data", "model", "training", "recording")
 
 
 class ConfigError(FlannelError, ValueError):
@@ -92,6 +95,12 @@ def _check_cross_keys(config: dict) -> None:
 def _check_file(path: str | None, key: str) -> None:
     if path is not None and not Path(path).is_file():
         raise ConfigError(f"config key '{key}': file not found: {path}")
+
+
+def training_json(config: dict) -> str:
+    """The training sections as canonical JSON: what a run's header records, and the rules' param that reruns
+    training when a value changes (Snakemake compares params as text, so key order alone must not count)."""
+    return json.dumps({section: config[section] for section in TRAINING_SECTIONS}, sort_keys=True)
 
 
 def data_seed(config: dict, seed: int) -> int:

@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from . import analysis  # noqa: E402
-from .analysis import AnalysisError, read_table  # noqa: E402
+from .analysis import GROUPS, AnalysisError, read_table  # noqa: E402
 from .outputs import atomic_output  # noqa: E402
 
 COLORS = {"tied W": "C0", "untied W": "C1", "untied E": "C2"}
@@ -57,6 +57,13 @@ def band(ax, found: list[pd.DataFrame], column: str, *, label: str, color, lines
         ax.fill_between(steps, values.min(axis=0), values.max(axis=0), color=color, alpha=0.18, linewidth=0)
 
 
+def group_bands(ax, found: list[pd.DataFrame], column: str) -> None:
+    """The dead and the live rows' band of `column` (with "{group}" in its name), in the groups' styles."""
+    for group in GROUPS:
+        band(ax, found, column.format(group=group), label=f"{group} rows", color=GROUP_COLORS[group],
+             linestyle=GROUP_STYLE[group])
+
+
 def finish(fig, title: str):
     """Title and layout; a title too long for the figure puts its last parenthesis (the seeds) on a line of its own."""
     if len(title) > fig.get_figwidth() * 11 and " (" in title:
@@ -79,8 +86,9 @@ def dead_cloud(inputs: dict, settings: dict):
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     panels = ((axes[0], "radius_mean", f"mean distance from dead centroid, {NORM}", "linear"),
               (axes[1], "centroid_norm", f"norm of dead centroid, {NORM}", "log"))
+    entries = matrices(inputs)
     for ax, metric, ylabel, scale in panels:
-        for label, found, prefix in matrices(inputs):
+        for label, found, prefix in entries:
             band(ax, found, f"{prefix}_dead_{metric}", label=label, color=COLORS[label])
         ax.set(xlabel=STEP, ylabel=ylabel, yscale=scale)
         ax.grid(alpha=0.3, which="both")
@@ -93,9 +101,7 @@ def fraction_moved(inputs: dict, settings: dict):
     entries = matrices(inputs)
     fig, axes = plt.subplots(1, len(entries), figsize=(4.6 * len(entries), 4.2), sharey=True, squeeze=False)
     for ax, (label, found, prefix) in zip(axes[0], entries):
-        for group in ("dead", "live"):
-            band(ax, found, f"{prefix}_{group}_fraction_moved", label=f"{group} rows", color=GROUP_COLORS[group],
-                 linestyle=GROUP_STYLE[group])
+        group_bands(ax, found, prefix + "_{group}_fraction_moved")
         ax.set(xlabel=STEP, ylabel="fraction of rows changed\nsince the previous record", ylim=(-0.03, 1.03), title=label)
         lr_axis = ax.twinx()
         lr_axis.plot(found[0]["step"], found[0]["lr"], color="C4", linewidth=1, alpha=0.8, label="learning rate")
@@ -124,10 +130,7 @@ def loss_curves(inputs: dict, settings: dict):
 def e_minus_w(inputs: dict, settings: dict):
     """d. How far the untied E and W drift apart, dead and live rows."""
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    found = tables(inputs, "untied")
-    for group in ("dead", "live"):
-        band(ax, found, f"E_minus_W_{group}_fro", label=f"{group} rows", color=GROUP_COLORS[group],
-             linestyle=GROUP_STYLE[group])
+    group_bands(ax, tables(inputs, "untied"), "E_minus_W_{group}_fro")
     ax.set(xlabel=STEP, ylabel="||E - W||_F over the group's rows (weight units)")
     ax.grid(alpha=0.3)
     ax.legend()
@@ -179,7 +182,7 @@ def decomposition(inputs: dict, settings: dict):
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), sharey=True)
     models = (("sum", "dW_untied + dE_untied", "k", "-"), ("W", "dW_untied alone", COLORS["untied W"], "--"),
               ("E", "dE_untied alone", COLORS["untied E"], ":"))
-    for ax, group in zip(axes, ("dead", "live", "all")):
+    for ax, group in zip(axes, GROUPS + ("all",)):
         for model, label, color, style in models:
             band(ax, found, f"{group}_residual_{model}", label=label, color=color, linestyle=style)
         ax.axhline(1.0, color="k", linewidth=0.7, alpha=0.5)
@@ -241,9 +244,10 @@ def gradients(inputs: dict, settings: dict):
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     panels = ((axes[0], "grad_norm", "mean per-row gradient L2 norm (before clipping)"),
               (axes[1], "adam_step", "mean |Adam update| per element (weight units)"))
+    entries = matrices(inputs)
     for ax, metric, ylabel in panels:
-        for label, found, prefix in matrices(inputs):
-            for group in ("dead", "live"):
+        for label, found, prefix in entries:
+            for group in GROUPS:
                 column = f"{prefix}_{group}_{metric}"
                 zero = all((table[column].fillna(0) == 0).all() for table in found)
                 band(ax, found, column, label=f"{label}, {group}" + (" (exactly 0: off the log axis)" if zero else ""),

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
+from .config import TRAINING_SECTIONS
 from .errors import FlannelError
 
 FORMAT = "flannel-recording/1"
@@ -205,7 +206,7 @@ class Recording:
             kind = "tied" if "embeddings" in self.keys else "untied" if "embeddings_E" in self.keys else "unknown"
             raise RecordingError(f"{self.path}: no tensor '{name}' in this {kind} recording")
 
-    def expect(self, *, tied: bool | None = None, config: dict | None = None, sections=("data", "model", "training", "recording")) -> "Recording":
+    def expect(self, *, tied: bool | None = None, config: dict | None = None, sections=TRAINING_SECTIONS) -> "Recording":
         """Refuse a recording of the wrong tying, or one made under another config than `config`."""
         if tied is not None and self.tied != tied:
             raise RecordingError(f"{self.path}: {_article(self.tied)} recording where {_article(tied)} one is expected")

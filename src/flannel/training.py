@@ -22,7 +22,7 @@ from transformers import get_constant_schedule_with_warmup, get_linear_schedule_
 from transformers.loss.loss_utils import ForCausalLMLoss
 
 from . import __version__
-from .config import data_seed
+from .config import data_seed, training_json
 from .data import check_windows
 from .errors import FlannelError
 from .model import DTYPES, build_model, embedding_E, state_sha256, unembedding_W
@@ -31,7 +31,6 @@ from .recording import RunRecorder
 
 log = logging.getLogger("flannel.training")
 IGNORE = -100
-TRAINING_SECTIONS = ("data", "model", "training", "recording")
 
 
 class TrainingError(FlannelError, RuntimeError):
@@ -149,7 +148,7 @@ def train_run(config: dict, run: Run, token_ids: torch.Tensor, masks: dict[str, 
             "dead_indices": masks["dead_indices"].to(torch.int64),
         },
         metadata={
-            "config": json.dumps({k: config[k] for k in TRAINING_SECTIONS}, sort_keys=True),
+            "config": training_json(config),
             "tying": run.tying, "seed": str(run.seed), "data_seed": str(data_seed(config, run.seed)),
             "device": device.type, "versions": json.dumps(versions(), sort_keys=True),
             "token_ids_sha256": token_ids_sha256, "state_sha256_initial": initial_digest,
