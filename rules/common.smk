@@ -1,6 +1,5 @@
-# Config validation, wildcard constraints, target lists and the code digests that make rules rerun when
-# the package code they run changes (Snakemake tracks a script's own mtime, not the modules it imports).
-import hashlib
+# Config validation, wildcard constraints, the runs and target lists, and the code digests that make rules
+# rerun when the package code their script runs changes.
 import json
 import os
 import sys
@@ -12,11 +11,14 @@ SRC = Path(workflow.basedir) / "src"
 sys.path.insert(0, str(SRC))
 os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])))
 import flannel.config  # noqa: E402
+import flannel.figures  # noqa: E402
+from flannel.codedigest import code_digest as _code_digest  # noqa: E402
 
 flannel.config.validate(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
 
-PACKAGE = Path(workflow.basedir) / "src" / "flannel"
-TRAINING_MODULES = ("config", "data", "model", "training", "recording", "outputs")
+SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
+RUNS = config["runs"]
+REFERENCE_SEED = RUNS["reference_seed"]
 
 
 wildcard_constraints:
@@ -24,12 +26,15 @@ wildcard_constraints:
     seed=r"\d+",
 
 
-def code_digest(*modules):
-    """A digest of the package modules a rule runs, passed as a param so that editing them reruns it."""
-    digest = hashlib.sha256()
-    for module in sorted(modules):
-        digest.update((PACKAGE / f"{module}.py").read_bytes())
-    return digest.hexdigest()[:16]
+def code_digest(script):
+    """A digest of the package modules `script` imports (derived from its imports), passed as a param so
+    that editing them reruns the rule; comments and docstrings do not count."""
+    return _code_digest(SCRIPTS / script, SRC / "flannel")
+
+
+def canonical(value):
+    """A config value as canonical JSON: Snakemake compares params as text, so key order alone never reruns."""
+    return json.dumps(value, sort_keys=True)
 
 
 def corpus_path():
@@ -44,12 +49,28 @@ def tokenizer_path():
     return config["data"]["tokenizer"] or "results/data/tokenizer.json"
 
 
+def run_ids():
+    """(tying, seed) of every run the config lists, tied first."""
+    return [[tying, seed] for tying in ("tied", "untied") for seed in RUNS[tying]]
+
+
 def run_files():
-    return [
-        f"results/runs/{tying}/seed{seed}.safetensors"
-        for tying in ("tied", "untied")
-        for seed in config["runs"][tying]
-    ]
+    return [f"results/runs/{tying}/seed{seed}.safetensors" for tying, seed in run_ids()]
+
+
+def replica_ids():
+    """The reference seed's runs, retrained after another seed in one process: tied, and untied if listed."""
+    return [[tying, REFERENCE_SEED] for tying in ("tied", "untied") if REFERENCE_SEED in RUNS[tying]]
+
+
+def replica_files():
+    return [f"results/sanity/replica/{tying}/seed{seed}.safetensors" for tying, seed in replica_ids()]
+
+
+def legacy_inputs():
+    """The notebooks' files are inputs only when the config names them."""
+    keys = ("legacy_flannel1", "legacy_flannel3", "legacy_masks")
+    return {key: config["sanity"][key] for key in keys if config["sanity"][key]}
 
 
 def data_targets():
@@ -58,6 +79,57 @@ def data_targets():
         "results/data/live_dead_tokens.safetensors",
         "results/data/live_dead_tokens.csv",
     ]
+
+
+def sanity_targets():
+    return [
+        "results/sanity/report.json",
+        "results/sanity/report.md",
+        "results/sanity/manifest.tsv",
+        "results/sanity/verdict.txt",
+    ]
+
+
+def figure_targets():
+    return [f"results/figures/{name}.png" for name in flannel.figures.drawable(RUNS)]
+
+
+def figure_inputs():
+    """The named input lists the figures read: the tables of every run, the reference seed's recordings
+    (per-row views), the decomposition tables."""
+    paired = flannel.figures.paired_seeds(RUNS)
+    return {
+        "tied": [f"results/analysis/tied/seed{seed}.tsv" for seed in RUNS["tied"]],
+        "untied": [f"results/analysis/untied/seed{seed}.tsv" for seed in RUNS["untied"]],
+        "tied_run": [f"results/runs/tied/seed{REFERENCE_SEED}.safetensors"],
+        "untied_run": [f"results/runs/untied/seed{REFERENCE_SEED}.safetensors"]
+        if REFERENCE_SEED in RUNS["untied"]
+        else [],
+        "decomposition": [f"results/analysis/decomposition/seed{seed}.tsv" for seed in paired],
+    }
+
+
+def figure_outputs():
+    """Each figure a report entry of its own: caption, category, labels."""
+    return {
+        name: report(
+            f"results/figures/{name}.png",
+            caption=f"../workflow/report/{name}.rst",
+            category=flannel.figures.FIGURES[name].category,
+            labels={"figure": name.split("_")[0], "shows": flannel.figures.FIGURES[name].shows},
+        )
+        for name in flannel.figures.drawable(RUNS)
+    }
+
+
+def figure_settings():
+    seeds = {
+        "tied": RUNS["tied"],
+        "untied": RUNS["untied"],
+        "paired": flannel.figures.paired_seeds(RUNS),
+        "reference": REFERENCE_SEED,
+    }
+    return canonical({"seeds": seeds, "figures": config["figures"]})
 
 
 def all_targets():
@@ -79,3 +151,8 @@ TRAINING_GPUS = 1 if config["training"]["device"] == "cuda" else 0
 def train_runtime_min(wildcards):
     """Minutes for SLURM, from a conservative 0.5 steps/s."""
     return int(10 + config["training"]["steps"] / 0.5 / 60)
+
+
+def replica_runtime_min(wildcards):
+    """Two trainings back to back: the warm-up seed, then the replica."""
+    return 2 * train_runtime_min(wildcards)

@@ -10,7 +10,7 @@ rule demo_corpus:
         seed=config["data"]["demo_seed"],
         words=config["data"]["demo_words"],
         extra_words=config["data"]["demo_extra_words"],
-        code=code_digest("corpus", "outputs"),
+        code=code_digest("demo_corpus.py"),
     log:
         "logs/data/demo_corpus.log",
     localrule: True
@@ -27,7 +27,7 @@ rule train_tokenizer:
         "results/data/tokenizer.json",
     params:
         vocab_size=config["model"]["vocab_size"],
-        code=code_digest("data", "outputs"),
+        code=code_digest("train_tokenizer.py"),
     log:
         "logs/data/train_tokenizer.log",
     localrule: True
@@ -45,7 +45,7 @@ rule tokenize:
         "results/data/token_ids.safetensors",
     params:
         vocab_size=config["model"]["vocab_size"],
-        code=code_digest("data", "outputs"),
+        code=code_digest("tokenize.py"),
     log:
         "logs/data/tokenize.log",
     localrule: True
@@ -65,7 +65,8 @@ rule token_stats:
         batch_size=config["training"]["batch_size"],
         seq_len=config["training"]["seq_len"],
         steps=config["training"]["steps"],
-        code=code_digest("data", "outputs"),
+        vocab_size=config["model"]["vocab_size"],
+        code=code_digest("token_stats.py"),
     log:
         "logs/data/token_stats.log",
     localrule: True
@@ -84,7 +85,7 @@ rule live_dead_tokens:
         table="results/data/live_dead_tokens.csv",
     params:
         vocab_size=config["model"]["vocab_size"],
-        code=code_digest("data", "outputs"),
+        code=code_digest("live_dead_tokens.py"),
     log:
         "logs/data/live_dead_tokens.log",
     localrule: True

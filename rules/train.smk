@@ -12,7 +12,7 @@ rule train:
         moved="results/runs/{tying}/seed{seed}.moved.tsv",
     params:
         training=flannel.config.training_json(config),
-        code=code_digest(*TRAINING_MODULES),
+        code=code_digest("train.py"),
     log:
         "logs/train/{tying}/seed{seed}.log",
     benchmark:

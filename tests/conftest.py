@@ -3,30 +3,18 @@ on config/test.yaml in a temporary copy of the repository (shared by every end-t
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
+from flannel.numerics import pin_cpu_kernels
 
-import pytest
-import torch
+# Before torch loads: the tests train with the default portable_numerics, which needs the pinned kernels, and
+# the parity tests run the notebook side in this same process, on the same kernels.
+pin_cpu_kernels(True)
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from helpers import copy_repo, snakemake, tiny_config, train_tiny  # noqa: E402
 
-from flannel import config as flannel_config  # noqa: E402
 from flannel import data  # noqa: E402
 from flannel.corpus import demo_corpora  # noqa: E402
-from flannel.training import Run, train_run  # noqa: E402
-
-
-def tiny_config(**overrides) -> dict:
-    """config/test.yaml, validated, with section-level overrides: tiny_config(training={"steps": 4})."""
-    config = flannel_config.load(ROOT / "config" / "test.yaml")
-    for section, values in overrides.items():
-        config[section].update(values)
-    return flannel_config.validate(config)
 
 
 @pytest.fixture(scope="session")
@@ -47,38 +35,11 @@ def tiny_data(tmp_path_factory):
     return {"folder": folder, "ids": torch.from_numpy(ids.astype("int64")), "masks": masks, "config": config}
 
 
-def train_tiny(tiny_data, folder: Path, tying: str, seed: int, config: dict | None = None) -> Path:
-    out = folder / tying / f"seed{seed}.safetensors"
-    train_run(config or tiny_data["config"], Run(tying, seed), tiny_data["ids"], tiny_data["masks"], out,
-              out.with_suffix(".moved.tsv"))
-    return out
-
-
 @pytest.fixture(scope="session")
 def tiny_runs(tiny_data, tmp_path_factory):
     """Tied seeds 42 and 43 and untied seed 42 on test.yaml settings."""
     folder = tmp_path_factory.mktemp("runs")
     return {(tying, seed): train_tiny(tiny_data, folder, tying, seed) for tying, seed in [("tied", 42), ("tied", 43), ("untied", 42)]}
-
-
-def copy_repo(destination: Path) -> Path:
-    """The repository's tracked and untracked-but-not-ignored files, as a fresh clone would have them."""
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
-                            capture_output=True).stdout.decode().split("\0")
-    for name in filter(None, listed):
-        source = ROOT / name
-        if source.is_file():
-            (destination / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, destination / name)
-    return destination
-
-
-def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(workdir / "src")}
-    result = subprocess.run(["snakemake", *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
-    if check and result.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
-    return result
 
 
 @pytest.fixture(scope="session")

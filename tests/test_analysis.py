@@ -13,37 +13,37 @@ import pytest
 import torch
 from transformers import get_constant_schedule_with_warmup, get_linear_schedule_with_warmup
 
-from flannel import analysis
+from flannel import analysis, metrics
 from flannel.analysis import AnalysisError
 from flannel.recording import RecordingError, StreamingSafetensors
 
 
 def test_cloud_centroid_and_radii():
     offsets = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 2.0], [0.0, -2.0]])
-    stats = analysis.cloud(offsets + torch.tensor([3.0, 4.0]))
+    stats = metrics.cloud(offsets + torch.tensor([3.0, 4.0]))
     assert stats == pytest.approx({"centroid_norm": 5.0, "radius_mean": 1.5, "radius_max": 2.0})
 
 
 def test_cloud_of_no_rows_is_nan():
-    assert all(math.isnan(v) for v in analysis.cloud(torch.zeros(0, 3)).values())
+    assert all(math.isnan(v) for v in metrics.cloud(torch.zeros(0, 3)).values())
 
 
 def test_mean_row_norm():
-    assert analysis.mean_row_norm(torch.tensor([[3.0, 4.0], [0.0, 1.0]])) == pytest.approx(3.0)
+    assert metrics.mean_row_norm(torch.tensor([[3.0, 4.0], [0.0, 1.0]])) == pytest.approx(3.0)
 
 
 def test_fraction_moved_counts_rows_with_any_change():
     before = torch.zeros(4, 3)
     after = before.clone()
     after[2, 1] = 1e-6
-    assert analysis.fraction_moved(after, before) == 0.25
+    assert metrics.fraction_moved(after, before) == 0.25
 
 
 def test_fraction_moved_sees_the_bf16_freeze():
     # Half an ulp at 1.0 in bf16 is 3.9e-3: an update of 1e-3 rounds away and the row stays bit-identical.
     weights = torch.ones(2, 4, dtype=torch.bfloat16)
-    assert analysis.fraction_moved(weights + 1e-3, weights) == 0.0
-    assert analysis.fraction_moved(weights + 1e-2, weights) == 1.0
+    assert metrics.fraction_moved(weights + 1e-3, weights) == 0.0
+    assert metrics.fraction_moved(weights + 1e-2, weights) == 1.0
 
 
 def test_adam_step_is_the_update_torch_adam_makes():
@@ -55,7 +55,7 @@ def test_adam_step_is_the_update_torch_adam_makes():
         param.grad = torch.randn(3, 5, dtype=torch.float64) * step
         optimizer.step()
     state = optimizer.state[param]
-    predicted = analysis.adam_step(state["exp_avg"], state["exp_avg_sq"], lr=0.01, step=4, beta1=0.8, beta2=0.95, eps=1e-3)
+    predicted = metrics.adam_step(state["exp_avg"], state["exp_avg_sq"], lr=0.01, step=4, beta1=0.8, beta2=0.95, eps=1e-3)
     torch.testing.assert_close(predicted, (param.detach() - before).abs(), rtol=1e-10, atol=1e-14)
 
 
@@ -72,11 +72,11 @@ def test_scheduled_lr_matches_transformers(schedule, warmup):
 
 
 def test_auc_known_values():
-    assert analysis.auc([0.1, 0.4, 0.35, 0.8], [False, False, True, True]) == 0.75
-    assert analysis.auc([1, 2, 3], [False, True, True]) == 1.0
-    assert analysis.auc([1, 2, 3], [True, False, False]) == 0.0
-    assert analysis.auc([7, 7, 7, 7], [True, False, True, False]) == 0.5
-    assert math.isnan(analysis.auc([1, 2], [True, True]))
+    assert metrics.auc([0.1, 0.4, 0.35, 0.8], [False, False, True, True]) == 0.75
+    assert metrics.auc([1, 2, 3], [False, True, True]) == 1.0
+    assert metrics.auc([1, 2, 3], [True, False, False]) == 0.0
+    assert metrics.auc([7, 7, 7, 7], [True, False, True, False]) == 0.5
+    assert math.isnan(metrics.auc([1, 2], [True, True]))
 
 
 def test_auc_counts_ties_as_half_like_the_pairwise_definition():
@@ -84,14 +84,14 @@ def test_auc_counts_ties_as_half_like_the_pairwise_definition():
     scores, positive = rng.integers(0, 4, 40), rng.random(40) < 0.4
     pairs = [(p, n) for p, n in itertools.product(scores[positive], scores[~positive])]
     expected = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p, n in pairs) / len(pairs)
-    assert analysis.auc(scores, positive) == pytest.approx(expected)
+    assert metrics.auc(scores, positive) == pytest.approx(expected)
 
 
 def test_remove_first_component_drops_the_dominant_direction():
     # Rows spread widely along x, narrowly along y, uncorrelated: after the removal only y remains.
     x = torch.tensor([[-10.0, 1.0], [10.0, 1.0], [-5.0, -1.0], [5.0, -1.0]])
     expected = torch.tensor([[0.0, 1.0], [0.0, 1.0], [0.0, -1.0], [0.0, -1.0]], dtype=torch.float64)
-    torch.testing.assert_close(analysis.remove_first_component(x), expected)
+    torch.testing.assert_close(metrics.remove_first_component(x), expected)
 
 
 def test_dead_cosine_after_removing_the_first_component():
@@ -99,8 +99,8 @@ def test_dead_cosine_after_removing_the_first_component():
     # dead rows then have cosine 1 with the dead mean, live rows 0.
     x = torch.tensor([[100.0, 1.0, 0.0], [-100.0, 1.0, 0.0], [90.0, 0.0, 1.0], [-90.0, 0.0, 1.0]])
     dead = torch.tensor([True, True, False, False])
-    torch.testing.assert_close(analysis.dead_cosine(x, dead), torch.tensor([1.0, 1.0, 0.0, 0.0], dtype=torch.float64))
-    assert analysis.indicator_aucs(x, dead)["auc_cosine"] == 1.0
+    torch.testing.assert_close(metrics.dead_cosine(x, dead), torch.tensor([1.0, 1.0, 0.0, 0.0], dtype=torch.float64))
+    assert metrics.indicator_aucs(x, dead)["auc_cosine"] == 1.0
 
 
 def test_dead_cosine_leaves_each_dead_row_out_of_its_reference():
@@ -109,12 +109,12 @@ def test_dead_cosine_leaves_each_dead_row_out_of_its_reference():
     x = torch.tensor([[100.0, 1.0, 0.0], [-100.0, 1.0, 0.0], [100.0, 0.0, 1.0], [-100.0, 0.0, 1.0],
                       [90.0, -1.0, -1.0], [-90.0, -1.0, -1.0]])
     dead = torch.tensor([True, True, True, True, False, False])
-    assert analysis.dead_cosine(x, dead)[:4].tolist() == pytest.approx([5**-0.5] * 4)
+    assert metrics.dead_cosine(x, dead)[:4].tolist() == pytest.approx([5**-0.5] * 4)
 
 
 def test_norm_indicator_ranks_small_rows_as_dead():
     x = torch.tensor([[0.1, 0.0], [0.0, 0.2], [1.0, 0.0], [0.0, 2.0]])
-    assert analysis.indicator_aucs(x, torch.tensor([True, True, False, False]))["auc_norm"] == 1.0
+    assert metrics.indicator_aucs(x, torch.tensor([True, True, False, False]))["auc_norm"] == 1.0
 
 
 # ---- the per-run table on a hand-written recording ---------------------------------------------------------------
@@ -250,7 +250,7 @@ def test_decomposition_refuses_runs_that_do_not_pair(tmp_path):
 
 def test_a_recording_without_embeddings_is_refused_naming_the_file(tmp_path):
     path = write_recording(tmp_path / "bare.safetensors", {"grads": tied_embeddings()}, tied=True, dead_indices=[0], vocab_size=4)
-    with pytest.raises(RecordingError, match=r"bare\.safetensors: no embeddings recorded") as error:
+    with pytest.raises(AnalysisError, match=r"bare\.safetensors: no embeddings recorded") as error:
         analysis.analyse_run(path)
     assert "\n" not in str(error.value)
 

@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from conftest import ROOT
+from helpers import ROOT
 from flannel import config as flannel_config
 from flannel.config import ConfigError
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from conftest import ROOT
+from helpers import ROOT
 from flannel import data
 from flannel.corpus import SplitMix64, demo_corpora
 from flannel.data import DataError

@@ -13,7 +13,7 @@ import time
 import pytest
 import yaml
 
-from conftest import ROOT, copy_repo, snakemake, tiny_config, train_tiny
+from helpers import ROOT, copy_repo, snakemake, tiny_config, train_tiny
 from flannel.recording import Recording, RecordingError
 
 
@@ -54,8 +54,9 @@ def _train_with_file_size_limit(tiny_data, out, limit_bytes):
     """A training process that may not write a file larger than limit_bytes: the disk-full stand-in."""
     folder = tiny_data["folder"]
     code = (
-        "import sys, torch; sys.path.insert(0, sys.argv[1] + '/tests');"
-        "from conftest import tiny_config; from flannel.training import Run, train_run; from flannel.logs import script_logging;"
+        "import sys; sys.path.insert(0, sys.argv[1] + '/tests');"
+        "from flannel.numerics import pin_cpu_kernels; pin_cpu_kernels(True); import torch;"
+        "from helpers import tiny_config; from flannel.training import Run, train_run; from flannel.logs import script_logging;"
         "from safetensors.torch import load_file; from safetensors.numpy import load_file as load_np;"
         "ids = torch.from_numpy(load_np(sys.argv[2])['token_ids'].astype('int64'));\n"
         "with script_logging(None):\n"

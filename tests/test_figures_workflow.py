@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, snakemake
+from helpers import ROOT, snakemake
 
-sys.path.insert(0, str(ROOT / "src"))
-from flannel import analysis, figures  # noqa: E402
+from flannel import analysis, figures
 
 FIGURE_NAMES = sorted(figures.FIGURES)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -113,18 +112,40 @@ def test_reordered_config_keys_rerun_nothing(finished_copy):
     assert dry_run_jobs(finished_copy, "--configfile", "config/reordered.yaml") == {}
 
 
+def edit_module(workdir: Path, name: str, addition: str) -> None:
+    module = workdir / "src" / "flannel" / f"{name}.py"
+    module.write_text(module.read_text() + addition)
+
+
 @pytest.mark.slow
-def test_figure_code_change_redraws_figures_only(finished_copy):
-    module = finished_copy / "src" / "flannel" / "figures.py"
-    module.write_text(module.read_text() + "\n# an edit\n")
+@pytest.mark.parametrize("name", ["plots", "figures"])
+def test_figure_code_change_redraws_figures_only(finished_copy, name):
+    edit_module(finished_copy, name, "\nEDITED = 1\n")
     assert_only_figures(dry_run_jobs(finished_copy, "--configfile", "config/test.yaml"), tables=False)
 
 
 @pytest.mark.slow
 def test_analysis_code_change_recomputes_tables_not_runs(finished_copy):
-    module = finished_copy / "src" / "flannel" / "analysis.py"
-    module.write_text(module.read_text() + "\n# an edit\n")
+    edit_module(finished_copy, "analysis", "\nEDITED = 1\n")
     assert_only_figures(dry_run_jobs(finished_copy, "--configfile", "config/test.yaml"), tables=True)
+
+
+@pytest.mark.slow
+def test_comment_and_docstring_edits_rerun_nothing(finished_copy):
+    for name in ("training", "data", "analysis", "plots", "render"):
+        module = finished_copy / "src" / "flannel" / f"{name}.py"
+        text = module.read_text()
+        assert text.startswith('"""')
+        module.write_text('"""Reworded. ' + text[3:] + "\n# a comment\n")
+    assert dry_run_jobs(finished_copy, "--configfile", "config/test.yaml") == {}
+
+
+@pytest.mark.slow
+def test_rewording_the_sanity_report_reruns_the_check_only(finished_copy):
+    module = finished_copy / "src" / "flannel" / "render.py"
+    module.write_text(module.read_text().replace("# Sanity checks: Flannel 1 vs Flannel 3", "# Sanity: Flannel 1 vs 3"))
+    # The verdict reads the report, so it follows; no replica retrains, no table or figure is redone.
+    assert dry_run_jobs(finished_copy, "--configfile", "config/test.yaml") == {"sanity_check": 1, "sanity_verdict": 1, "all": 1}
 
 
 @pytest.mark.slow

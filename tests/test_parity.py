@@ -1,31 +1,33 @@
-"""Parity: the notebooks' Trainer-based run and flannel's loop record the same run.
+"""Parity: the notebooks' own code (tests/notebook.py: their model and init cells, dataset, recorder, Trainer
+and TrainingArguments; nothing from flannel) and flannel's `train_run` record the same run, bitwise.
 
-Both sides start from the same model (flannel.model.build_model, same seed), see the same batches (the indices
-the Trainer's sampler drew, replayed through train_run's `batches=`), use the notebooks' objective (skip_one),
-fp32 weights and compute on the CPU under the same thread count and deterministic settings. Every recorded
-tensor is compared bitwise: the two sides run the same kernels in the same order (ForCausalLMLoss on the same
-labels, clip_grad_norm_ over the same parameters, single-tensor AdamW, the linear LambdaLR), so any
-difference is a real divergence of the loops, not rounding noise.
+The flannel side replays the batch order the Trainer's sampler drew (train_run's `batches=`) and uses the
+notebooks' objective (skip_one). Two precisions:
+  - bf16, the faithful path against the notebooks as written (`bf16=True`): this is what "faithful" means;
+  - fp32, both sides' weights and compute in fp32 (the notebook model cast to fp32 instead of bf16).
+Why bitwise holds on any CPU: both sides run in this one process, after the same process-wide settings
+(flannel.training.make_deterministic: one thread, deterministic algorithms, the pinned portable kernels),
+and run the same aten ops on operands of the same shapes and memory layouts in the same order (GPT-2 with
+SDPA attention and no KV cache, ForCausalLMLoss on the same labels, clip_grad_norm_ over the same
+parameters, single-tensor AdamW, the linear LambdaLR). So whatever kernels a CPU picks, it picks the same
+ones for both sides. The one layout trap, found on an AVX2 CPU: with GPT-2's KV cache on (the config
+default; the Trainer turns it off), K and V become contiguous copies and the attention backward hands MKL
+a transposed operand of another layout, which sums in another order; flannel's model has no cache.
 """
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 import torch
+from helpers import tiny_config
+from notebook import TokenDataset, notebook_model, run_notebook
 
-from conftest import ROOT, tiny_config
-
-sys.path.insert(0, str(ROOT / "tools"))
-
-from notebook_trainer import TokenDataset, run_notebook  # noqa: E402
-
-from flannel.model import build_model  # noqa: E402
-from flannel.recording import Recording  # noqa: E402
-from flannel.training import Run, make_deterministic, train_run  # noqa: E402
+from flannel.recording import Recording
+from flannel.training import Run, make_deterministic, train_run
 
 STEPS, BATCH, SEQ_LEN, SEED = 8, 4, 16, 42
+DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
+QUANTITIES = ("embeddings", "grads", "momentum", "variance")
 
 
 class LoggedTokenDataset(TokenDataset):
@@ -40,40 +42,68 @@ class LoggedTokenDataset(TokenDataset):
         return super().__getitem__(idx)
 
 
-def parity_config(vocab_size: int, tying: str) -> dict:
+def parity_config(vocab_size: int, precision: str, attention: str = "sdpa") -> dict:
+    dtype = "bfloat16" if precision == "bf16" else "float32"
     return tiny_config(
-        model={"vocab_size": vocab_size, "n_positions": SEQ_LEN, "n_embd": 16, "n_layer": 1, "n_head": 2},
+        model={"vocab_size": vocab_size, "n_positions": SEQ_LEN, "n_embd": 16, "n_layer": 1, "n_head": 2,
+               "attention": attention},
         training={"steps": STEPS, "batch_size": BATCH, "seq_len": SEQ_LEN, "objective": "skip_one",
-                  "param_dtype": "float32", "compute_dtype": "float32", "device": "cpu", "max_grad_norm": 1.0,
-                  "lr_schedule": "linear", "warmup_steps": 0, "weight_decay": 0.0, "threads": 1,
-                  "log_every": STEPS},
-        recording={"record_every": 1, "rows": "all", "dtype": "float32",
-                   "quantities": ["embeddings", "grads", "momentum", "variance", "logits"]},
+                  "param_dtype": dtype, "compute_dtype": dtype, "device": "cpu", "max_grad_norm": 1.0,
+                  "lr_schedule": "linear", "warmup_steps": 0, "weight_decay": 0.0, "threads": 1, "log_every": STEPS},
+        recording={"record_every": 1, "rows": "all", "dtype": dtype, "quantities": [*QUANTITIES, "logits"]},
         runs={"tied": [SEED], "untied": [SEED], "reference_seed": SEED},
     )
 
 
-@pytest.fixture(scope="module", params=["untied", "tied"])
-def both_runs(request, tiny_data, tmp_path_factory):
-    tying = request.param
-    config = parity_config(tiny_data["config"]["model"]["vocab_size"], tying)
-    folder = tmp_path_factory.mktemp(f"parity_{tying}")
-    # The same process-wide settings train_run applies, so both sides use the same kernels and thread count.
-    make_deterministic(config["training"]["threads"])
+def keys_of(tying: str, quantity: str) -> list[str]:
+    return [quantity] if tying == "tied" else [f"{quantity}_E", f"{quantity}_W"]
 
-    model = build_model(config["model"], tying == "tied", SEED, torch.float32)
-    dataset = LoggedTokenDataset(tiny_data["ids"], SEQ_LEN)
-    trainer, recorder, _ = run_notebook(
-        model, tiny_data["ids"], seq_len=SEQ_LEN, steps=STEPS, batch_size=BATCH, output_dir=folder / "trainer",
-        tied=tying == "tied", bf16=False, record_dtype=torch.float32, dataset=dataset, seed=SEED, use_cpu=True)
 
-    # accelerate's DataLoaderShard fetches one batch ahead, so more indices than used may have been asked for.
-    assert len(dataset.asked) >= STEPS * BATCH
-    order = torch.tensor(dataset.asked[: STEPS * BATCH], dtype=torch.int64).view(STEPS, BATCH)
-    out = folder / "flannel.safetensors"
-    train_run(config, Run(tying, SEED), tiny_data["ids"], tiny_data["masks"], out, batches=iter(order))
-    return {"tying": tying, "trainer": trainer, "recorder": recorder, "data": recorder.get_data(),
-            "recording": Recording(out), "order": order}
+def first_mismatch(recording: Recording, data: dict, tying: str) -> tuple[str, int] | None:
+    """The first (tensor, step) where the two sides differ, in the order a step computes them."""
+    for step in range(STEPS + 1):
+        for key in ["logits"] + [k for q in ("grads", "momentum", "variance", "embeddings") for k in keys_of(tying, q)]:
+            if not torch.equal(recording.record(key, step), data[key][step]):
+                return key, step
+    return None
+
+
+@pytest.fixture(scope="module")
+def notebook_runs(tiny_data, tmp_path_factory):
+    """The notebook code's run for each (precision, tying), with the batch order its sampler drew."""
+    made = {}
+    for precision in DTYPES:
+        for tying in ("untied", "tied"):
+            config = parity_config(tiny_data["config"]["model"]["vocab_size"], precision)
+            make_deterministic(config["training"])  # the settings train_run applies, applied to both sides
+            folder = tmp_path_factory.mktemp(f"notebook_{precision}_{tying}")
+            model = notebook_model(config["model"]["vocab_size"], SEQ_LEN, 16, 1, 2, tied=tying == "tied", seed=SEED,
+                                   dtype=DTYPES[precision])
+            dataset = LoggedTokenDataset(tiny_data["ids"], SEQ_LEN)
+            trainer, recorder = run_notebook(model, tiny_data["ids"], seq_len=SEQ_LEN, steps=STEPS, batch_size=BATCH,
+                                             output_dir=folder, tied=tying == "tied", bf16=precision == "bf16",
+                                             record_dtype=DTYPES[precision], dataset=dataset, seed=SEED, use_cpu=True)
+            # accelerate's DataLoaderShard fetches one batch ahead, so more indices than used may have been asked for.
+            assert len(dataset.asked) >= STEPS * BATCH
+            order = torch.tensor(dataset.asked[: STEPS * BATCH], dtype=torch.int64).view(STEPS, BATCH)
+            made[precision, tying] = {"trainer": trainer, "recorder": recorder, "data": recorder.get_data(), "order": order}
+    return made
+
+
+def flannel_run(tiny_data, notebook_runs, folder, precision: str, tying: str, attention: str = "sdpa") -> Recording:
+    config = parity_config(tiny_data["config"]["model"]["vocab_size"], precision, attention)
+    out = folder / f"{precision}_{tying}_{attention}.safetensors"
+    train_run(config, Run(tying, SEED), tiny_data["ids"], tiny_data["masks"], out,
+              batches=iter(notebook_runs[precision, tying]["order"]))
+    return Recording(out)
+
+
+@pytest.fixture(scope="module", params=[(p, t) for p in DTYPES for t in ("untied", "tied")],
+                ids=[f"{p}-{t}" for p in DTYPES for t in ("untied", "tied")])
+def both_runs(request, tiny_data, notebook_runs, tmp_path_factory):
+    precision, tying = request.param
+    recording = flannel_run(tiny_data, notebook_runs, tmp_path_factory.mktemp("flannel"), precision, tying)
+    return {"precision": precision, "tying": tying, "recording": recording, **notebook_runs[precision, tying]}
 
 
 def test_trainer_batches_are_random_windows(both_runs):
@@ -85,7 +115,7 @@ def test_trainer_batches_are_random_windows(both_runs):
 
 def test_clipping_acted(both_runs):
     """Clipping changes the run only when the pre-clip norm exceeds max_grad_norm (1.0); at these dims the norm
-    hovers around 1, so it acts at some steps (the second among them), enough for the parity to cover it."""
+    hovers around 1, so it acts at some steps, enough for the parity to cover it."""
     norms = both_runs["trainer"].grad_norms[:STEPS]
     assert sum(norm > 1.0 for norm in norms) >= 2, norms
 
@@ -94,36 +124,44 @@ def test_same_steps_and_keys(both_runs):
     data, recording = both_runs["data"], both_runs["recording"]
     assert data["recorded_steps"].tolist() == recording.steps() == list(range(STEPS + 1))
     matrices = {k for k in data if k not in ("recorded_steps", "logits", "losses")}
-    assert matrices == ({"embeddings", "grads", "momentum", "variance"} if both_runs["tying"] == "tied" else
-                        {f"{q}_{s}" for q in ("embeddings", "grads", "momentum", "variance") for s in "EW"})
+    assert matrices == {k for q in QUANTITIES for k in keys_of(both_runs["tying"], q)}
     assert matrices <= recording.keys
 
 
-@pytest.mark.parametrize("quantity", ["embeddings", "grads", "momentum", "variance"])
+@pytest.mark.parametrize("quantity", QUANTITIES)
 def test_matrices_bitwise_equal_at_every_step(both_runs, quantity):
     data, recording = both_runs["data"], both_runs["recording"]
-    keys = [quantity] if both_runs["tying"] == "tied" else [f"{quantity}_E", f"{quantity}_W"]
-    for key in keys:
+    for key in keys_of(both_runs["tying"], quantity):
         ours = recording.tensor(key)
-        assert ours.dtype == data[key].dtype == torch.float32
+        assert ours.dtype == data[key].dtype == DTYPES[both_runs["precision"]]
         for step in range(STEPS + 1):
             theirs = data[key][step]
             differ = ours[step] != theirs
             assert not differ.any(), (
                 f"{key} step {step}: {int(differ.sum())} elements differ, "
-                f"max |diff| {(ours[step] - theirs).abs().max().item():.3e}")
-        if quantity != "grads" or key != "grads_E":
+                f"max |diff| {(ours[step].float() - theirs.float()).abs().max().item():.3e}")
+        if key != "grads_E":
             # Nothing is trivially equal: the recorded matrix changes from step to step.
             assert not torch.equal(ours[1], ours[STEPS])
 
 
 def test_losses_and_logits_bitwise_equal(both_runs):
+    """The notebooks kept each loss as a tensor of the record dtype; flannel keeps float32, so compare after
+    rounding ours to theirs (exact for fp32)."""
     data, recording = both_runs["data"], both_runs["recording"]
-    ours, theirs = recording.tensor("losses"), data["losses"]
+    ours, theirs = recording.tensor("losses").to(data["losses"].dtype), data["losses"]
     assert torch.isnan(ours[0]) and torch.isnan(theirs[0])
     assert torch.equal(ours[1:], theirs[1:]), f"losses: ours {ours[1:].tolist()} theirs {theirs[1:].tolist()}"
     assert ours[STEPS] < ours[1]  # it trained
     assert torch.equal(recording.tensor("logits"), data["logits"])
+
+
+def test_eager_attention_is_not_the_notebooks_arithmetic(tiny_data, notebook_runs, tmp_path):
+    """The notebooks' GPT2Config names no attention implementation, so transformers runs SDPA; eager attention
+    rounds differently in bf16 and parts from the notebook at the first step."""
+    for tying in ("untied", "tied"):
+        recording = flannel_run(tiny_data, notebook_runs, tmp_path, "bf16", tying, attention="eager")
+        assert first_mismatch(recording, notebook_runs["bf16", tying]["data"], tying) == ("logits", 1), tying
 
 
 def test_notebook_hook_runs_steps_plus_one_times(both_runs):

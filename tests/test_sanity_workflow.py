@@ -9,10 +9,10 @@ import shutil
 import pytest
 import yaml
 
-from conftest import snakemake
+from helpers import flip_byte, legacy_files, snakemake
 from flannel import checks
 from flannel.outputs import sha256_file
-from test_checks import flip_byte, legacy_files
+
 
 TARGET = "results/sanity/verdict.txt"
 
@@ -52,7 +52,8 @@ def test_a_planted_divergence_fails_the_workflow_and_keeps_the_report(workflow_r
     flip_byte(workdir / "results/sanity/replica/tied/seed42.safetensors", "embeddings", 3)
     result = snakemake(workdir, TARGET, "--cores", "1", "--configfile", "config/test.yaml", check=False)
     assert result.returncode != 0
-    message = ("sanity check 7 (tied seed 42): results/runs/tied/seed42.safetensors and "
+    message = ("sanity check 7 (tied seed 42): their headers name the same numerics settings and hardware; "
+               "results/runs/tied/seed42.safetensors and "
                "results/sanity/replica/tied/seed42.safetensors first differ in tensor 'embeddings' at step 3")
     assert message in result.stderr
     assert message in (workdir / "logs/sanity/sanity_verdict.log").read_text()

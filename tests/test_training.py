@@ -10,12 +10,13 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from conftest import ROOT, train_tiny, tiny_config
+from helpers import ROOT, train_tiny, tiny_config
 from flannel.model import build_model, parameter_counts
 from flannel.recording import Recording, RecordingError
 from flannel.training import TrainingError
 
-NOTEBOOK_MODEL = {"vocab_size": 10000, "n_positions": 128, "n_embd": 64, "n_layer": 2, "n_head": 2, "init_scale": 0.02}
+NOTEBOOK_MODEL = {"vocab_size": 10000, "n_positions": 128, "n_embd": 64, "n_layer": 2, "n_head": 2, "init_scale": 0.02,
+                  "attention": "sdpa"}
 TIED_KEYS = {"recorded_steps", "embeddings", "grads", "momentum", "variance", "logits", "losses"}
 UNTIED_KEYS = {"recorded_steps", "embeddings_E", "embeddings_W", "grads_E", "grads_W", "momentum_E", "momentum_W",
                "variance_E", "variance_W", "logits", "losses"}
@@ -119,8 +120,9 @@ def test_a_rerun_and_a_run_after_other_seeds_give_the_same_bytes(tiny_runs, tiny
 
 def test_a_fresh_process_gives_the_same_bytes(tiny_runs, tiny_data, tmp_path):
     code = (
-        "import sys, torch; sys.path.insert(0, sys.argv[1] + '/tests');"
-        "from conftest import tiny_config; from flannel.training import Run, train_run;"
+        "import sys; sys.path.insert(0, sys.argv[1] + '/tests');"
+        "from flannel.numerics import pin_cpu_kernels; pin_cpu_kernels(True); import torch;"
+        "from helpers import tiny_config; from flannel.training import Run, train_run;"
         "from safetensors.torch import load_file; from safetensors.numpy import load_file as load_np;"
         "ids = torch.from_numpy(load_np(sys.argv[2])['token_ids'].astype('int64'));"
         "train_run(tiny_config(), Run('untied', 42), ids, load_file(sys.argv[3]), sys.argv[4])"

@@ -10,6 +10,8 @@ processes on a shared machine. Repeats are interleaved across configurations, in
 are printed, so that a busy patch of time does not land on one configuration only.
 
 Recording "off" is train_run with record_every = steps: the same code path, two records (0 and the last).
+Rows ending in "native" run with training.portable_numerics false (each CPU's fastest kernels); the others pin
+the portable kernels (flannel.numerics), as the workflow does by default.
 
     python tools/benchmark.py                 # notebook config: V=10000, D=64, 2 layers, 2 heads, seq 128, batch 32
     python tools/benchmark.py --quick         # small dims, a smoke run of every row
@@ -32,12 +34,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from flannel.numerics import PORTABLE_ENVIRONMENT  # noqa: E402  (imports nothing heavy)
+
 # name -> (kind, precision (param/compute), recording, description)
 CONFIGS = {
     "fast_rec": ("train_run", ("bfloat16", "float32"), "every", "train_run fast path bf16/fp32, record every step"),
     "fast_off": ("train_run", ("bfloat16", "float32"), "off", "train_run fast path bf16/fp32, recording off"),
+    "fast_rec_native": ("train_run", ("bfloat16", "float32"), "every", "fast path, record every step, native kernels"),
     "faithful_rec": ("train_run", ("bfloat16", "bfloat16"), "every", "train_run faithful path bf16/bf16, record every step"),
     "faithful_off": ("train_run", ("bfloat16", "bfloat16"), "off", "train_run faithful path bf16/bf16, recording off"),
+    "faithful_rec_native": ("train_run", ("bfloat16", "bfloat16"), "every", "faithful path, record every step, native kernels"),
     "plain_fp32": ("plain", ("float32", "float32"), "off", "plain fp32 PyTorch loop (AdamW only)"),
     "notebook": ("notebook", ("bfloat16", "bfloat16"), "every", "notebooks' Trainer + in-RAM recorder (+stack, save)"),
 }
@@ -45,7 +51,7 @@ CONFIGS = {
 
 def model_config(args) -> dict:
     return {"vocab_size": args.vocab, "n_positions": args.seq_len, "n_embd": args.n_embd, "n_layer": args.n_layer,
-            "n_head": args.n_head, "init_scale": 0.02}
+            "n_head": args.n_head, "init_scale": 0.02, "attention": "sdpa"}
 
 
 def prepare_data(args) -> Path:
@@ -107,7 +113,8 @@ def worker_train_run(args, name: str, ids, out_folder: Path) -> dict:
     config["model"].update(model_config(args))
     config["training"].update({"steps": args.steps, "batch_size": args.batch, "seq_len": args.seq_len,
                                "objective": "skip_one", "param_dtype": param_dtype, "compute_dtype": compute_dtype,
-                               "device": "cpu", "threads": args.threads, "log_every": 1})
+                               "device": "cpu", "threads": args.threads, "log_every": 1,
+                               "portable_numerics": portable(name)})
     config["recording"].update({"record_every": 1 if recording == "every" else args.steps, "rows": "all"})
     config = flannel_config.validate(config)
     clock = _StepClock()
@@ -149,29 +156,47 @@ def worker_plain(args, ids) -> dict:
 
 
 def worker_notebook(args, ids, out_folder: Path) -> dict:
-    """The notebooks' Trainer and in-RAM recorder, then their stack-and-save_file of the whole recording."""
+    """The notebooks' code (tests/notebook.py): their model and init, Trainer and in-RAM recorder, then their
+    stack-and-save_file of the whole recording."""
     import torch
     from safetensors.torch import save_file
+    from transformers import TrainerCallback
 
-    from flannel.model import build_model
+    sys.path.insert(0, str(ROOT / "tests"))
+    from notebook import notebook_model, run_notebook
 
-    sys.path.insert(0, str(ROOT / "tools"))
-    from notebook_trainer import run_notebook
+    class StepClock(TrainerCallback):
+        """Wall and CPU time at the end of step 1 and of the last step (on_step_end comes just before the hook
+        that records that step), so the rate covers steps 2..N as in the other rows."""
+
+        first = last = None
+
+        def on_step_end(self, args, state, control, **kwargs):
+            now = (time.perf_counter(), time.process_time())
+            self.first = self.first or now
+            self.last = now
 
     torch.set_num_threads(args.threads)
-    # The notebooks cast the freshly built model to bf16 and then wrote the N(0, 0.02) draw into E (and W).
-    model = build_model(model_config(args), args.tying == "tied", args.seed, torch.bfloat16)
-    trainer, recorder, (seconds, cpu_seconds) = run_notebook(
-        model, ids, seq_len=args.seq_len, steps=args.steps, batch_size=args.batch, output_dir=str(out_folder),
-        tied=args.tying == "tied", seed=args.seed)
+    model = notebook_model(args.vocab, args.seq_len, args.n_embd, args.n_layer, args.n_head, tied=args.tying == "tied",
+                           seed=args.seed)
+    clock = StepClock()
+    trainer, recorder = run_notebook(model, ids, seq_len=args.seq_len, steps=args.steps, batch_size=args.batch,
+                                     output_dir=str(out_folder), tied=args.tying == "tied", seed=args.seed,
+                                     callbacks=[clock])
     started = time.perf_counter()
     save_file(recorder.get_data(), str(out_folder / "notebook.safetensors"))
-    return {"steps_per_s": (args.steps - 1) / seconds, "steps_per_cpu_s": (args.steps - 1) / cpu_seconds,
-            "records": len(recorder.recorded_steps), "hook_calls": trainer.hook_calls,
-            "save_s": time.perf_counter() - started}
+    return {**_rates(args.steps, clock.first, clock.last), "records": len(recorder.recorded_steps),
+            "hook_calls": trainer.hook_calls, "save_s": time.perf_counter() - started}
+
+
+def portable(name: str) -> bool:
+    return not name.endswith("_native")
 
 
 def run_worker(args) -> None:
+    from flannel.numerics import pin_cpu_kernels
+
+    pin_cpu_kernels(CONFIGS[args.worker][0] == "train_run" and portable(args.worker))  # before torch loads
     import torch
     from safetensors.numpy import load_file as load_numpy
 
@@ -197,7 +222,8 @@ def measure(args, name: str, steps: int, ids_path: Path) -> dict:
                "--steps", str(steps)] + [f"--{k.replace('_', '-')}={getattr(args, k)}" for k in
                                          ("vocab", "n_embd", "n_layer", "n_head", "seq_len", "batch", "seed", "tying",
                                           "threads", "workdir")]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "TRANSFORMERS_VERBOSITY": "error"}
+    env = {key: value for key, value in os.environ.items() if key not in PORTABLE_ENVIRONMENT}
+    env.update({"PYTHONPATH": str(ROOT / "src"), "TRANSFORMERS_VERBOSITY": "error"})
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode != 0 or not lines:
@@ -284,6 +310,10 @@ def main(argv=None) -> int:
         return median[a]["wall"] / median[b]["wall"], median[a]["cpu"] / median[b]["cpu"]
 
     for path in ("fast", "faithful"):
+        if {f"{path}_rec", f"{path}_rec_native"} <= median.keys():
+            cost = [1 / r - 1 for r in ratio(f"{path}_rec", f"{path}_rec_native")]
+            target(f"portable numerics cost <= 30 % ({path} path)", max(cost) <= 0.30,
+                   " / ".join(f"{100 * c:+.1f} % time per step" for c in cost))
         if {f"{path}_rec", f"{path}_off"} <= median.keys():
             overhead = [1 - r for r in ratio(f"{path}_rec", f"{path}_off")]
             target(f"recording overhead <= 10 % ({path} path)", max(overhead) <= 0.10,

@@ -1,7 +1,7 @@
 """Per-run analysis tables of the dead and live rows, computed from a recording one record at a time.
 
 Memory stays bounded by a few [rows, D] matrices per side (record 0, the previous record and the current
-one), whatever the number of records. Every metric is a small function on tensors, tested on its own.
+one), whatever the number of records. The metrics are small functions on tensors (flannel.metrics).
 Rows are grouped by the recording's own `dead_indices`, so a table always matches the masks its run trained
 with.
 
@@ -26,66 +26,18 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .errors import AnalysisError
+from .metrics import (adam_step, cloud, fraction_moved, indicator_aucs, mean_or_nan, mean_row_norm,
+                      principal_axes, row_norms, rows64)
 from .outputs import atomic_output
-from .recording import Recording, RecordingError
+from .recording import Recording
 
 GROUPS = ("dead", "live")
 FLOAT_FORMAT = "%.9g"
 
 
-class AnalysisError(RecordingError):
-    """An analysis input that cannot be used; the message names the file."""
-
-
 def group_masks(dead: torch.Tensor) -> tuple[tuple[str, torch.Tensor], ...]:
     return tuple(zip(GROUPS, (dead, ~dead)))
-
-
-# ---- metrics on one matrix (rows are vectors); float64 so bf16 inputs lose nothing more -------------------
-
-
-def _rows64(x: torch.Tensor) -> torch.Tensor:
-    return x.detach().to(torch.float64)
-
-
-def cloud(x: torch.Tensor) -> dict[str, float]:
-    """Norm of the rows' centroid, mean and max distance of the rows from it."""
-    if x.shape[0] == 0:
-        return {"centroid_norm": math.nan, "radius_mean": math.nan, "radius_max": math.nan}
-    x = _rows64(x)
-    centroid = x.mean(dim=0)
-    radii = torch.linalg.vector_norm(x - centroid, dim=1)
-    return {"centroid_norm": torch.linalg.vector_norm(centroid).item(), "radius_mean": radii.mean().item(),
-            "radius_max": radii.max().item()}
-
-
-def row_norms(x: torch.Tensor) -> torch.Tensor:
-    return torch.linalg.vector_norm(_rows64(x), dim=1)
-
-
-def mean_row_norm(x: torch.Tensor) -> float:
-    """Mean over rows of each row's L2 norm (NaN for no rows): comparable between groups of any size."""
-    return row_norms(x).mean().item() if x.shape[0] else math.nan
-
-
-def fraction_moved(x: torch.Tensor, before: torch.Tensor) -> float:
-    """Fraction of rows with at least one element different (exact comparison: a bf16 update that rounds
-    away leaves its row bit-identical)."""
-    return (x != before).any(dim=1).double().mean().item() if x.shape[0] else math.nan
-
-
-def adam_step(momentum: torch.Tensor, variance: torch.Tensor, *, lr: float, step: int, beta1: float, beta2: float,
-              eps: float) -> torch.Tensor:
-    """Per element, the size of the update Adam made at optimizer step `step` (1-based):
-    lr * |m_hat| / (sqrt(v_hat) + eps), m_hat = m / (1 - beta1^step), v_hat = v / (1 - beta2^step)
-    (torch.optim.Adam's arithmetic; AdamW's decoupled weight decay is not part of it)."""
-    m_hat = _rows64(momentum).abs() / (1 - beta1**step)
-    v_hat = _rows64(variance) / (1 - beta2**step)
-    return lr * m_hat / (v_hat.sqrt() + eps)
-
-
-def mean_or_nan(x: torch.Tensor) -> float:
-    return x.mean().item() if x.numel() else math.nan
 
 
 def scheduled_lr(step: int, training: dict) -> float:
@@ -99,59 +51,6 @@ def scheduled_lr(step: int, training: dict) -> float:
     else:
         factor = 1.0
     return training["learning_rate"] * factor
-
-
-def auc(scores, positive) -> float:
-    """ROC AUC of `scores` for telling `positive` from the rest: the probability that a random positive
-    outscores a random negative, ties counting one half (Mann-Whitney rank formula, average ranks for ties)."""
-    scores, positive = np.asarray(scores, dtype=np.float64), np.asarray(positive, dtype=bool)
-    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
-    if n_pos == 0 or n_neg == 0:
-        return math.nan
-    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
-    last_rank = np.cumsum(counts)
-    ranks = (last_rank - (counts - 1) / 2.0)[inverse]
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
-
-
-def principal_axes(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The rows (float64), their mean, and the eigenvalues and eigenvectors (ascending) of the centred rows'
-    scatter matrix: the principal directions are the last columns."""
-    x = _rows64(x)
-    mean = x.mean(dim=0)
-    centred = x - mean
-    values, vectors = torch.linalg.eigh(centred.T @ centred)
-    return x, mean, values, vectors
-
-
-def remove_first_component(x: torch.Tensor) -> torch.Tensor:
-    """The rows with their component along the matrix's first principal direction (of the centred rows)
-    removed: Land & Bartolo's correction for the constant component every unembedding row shares."""
-    x, _, _, vectors = principal_axes(x)
-    first = vectors[:, -1]
-    return x - torch.outer(x @ first, first)
-
-
-def dead_cosine(x: torch.Tensor, dead: torch.Tensor) -> torch.Tensor:
-    """Per row, the cosine similarity to the mean dead row after removing the first principal component
-    (1 - Land & Bartolo's cosine distance; higher = more dead-like). A dead row is compared with the mean of
-    the other dead rows, so that it does not score high merely by being part of the mean."""
-    n_dead = int(dead.sum())
-    if n_dead < 2:
-        return torch.full((x.shape[0],), math.nan, dtype=torch.float64)
-    x = remove_first_component(x)
-    total = x[dead].sum(dim=0)
-    reference = (total / n_dead).expand_as(x).clone()
-    reference[dead] = (total - x[dead]) / (n_dead - 1)
-    return torch.nn.functional.cosine_similarity(x, reference, dim=1)
-
-
-def indicator_aucs(x: torch.Tensor, dead: torch.Tensor) -> dict[str, float]:
-    """How well each under-trained-token indicator separates dead rows from live ones (ROC AUC, 1 = all dead
-    rows rank above all live rows, 0.5 = chance). A small row norm and a high cosine to the dead mean both
-    point to a dead row."""
-    return {"auc_norm": auc(-row_norms(x).numpy(), dead.numpy()),
-            "auc_cosine": auc(dead_cosine(x, dead).numpy(), dead.numpy())}
 
 
 # ---- one record of one run --------------------------------------------------------------------------------
@@ -294,7 +193,7 @@ def pca_projections(path: str | Path, side: str, steps) -> tuple[dict[int, np.nd
     wanted = sorted({s for s in steps if s in recorded} | {recorded[-1]})
     _, mean, values, vectors = principal_axes(recording.record(key, len(recorded) - 1))
     basis, explained = vectors[:, [-1, -2]], (values[[-1, -2]] / values.sum()).numpy()
-    coordinates = {s: ((_rows64(recording.record(key, recorded.index(s))) - mean) @ basis).numpy() for s in wanted}
+    coordinates = {s: ((rows64(recording.record(key, recorded.index(s))) - mean) @ basis).numpy() for s in wanted}
     return coordinates, dead_rows(recording).numpy(), explained
 
 

@@ -5,21 +5,16 @@ Every error is one line naming the key, so a bad value stops the run before any 
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 
 import yaml
 
-from .errors import FlannelError
+from .errors import ConfigError
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 # The sections a run's bytes depend on; `runs`, `sanity` and `figures` only choose what is done with runs.
 TRAINING_SECTIONS = ("data", "model", "training", "recording")
-
-
-class ConfigError(FlannelError, ValueError):
-    """A config value that cannot work; the message names the key."""
 
 
 def validate(config: dict, schema: str | Path = SCHEMA) -> dict:
@@ -114,6 +109,8 @@ def replica_warmup_seed(config: dict) -> int:
     return config["runs"]["reference_seed"] + 1 if chosen is None else chosen
 
 
-def resolved(config: dict) -> dict:
-    """A deep copy, safe to serialise into outputs."""
-    return copy.deepcopy(config)
+def sanity_settings(config: dict) -> dict:
+    """What the sanity checks need of the config (flannel.report)."""
+    return {"reference_seed": config["runs"]["reference_seed"], "warmup_seed": replica_warmup_seed(config),
+            "steps": config["training"]["steps"], "record_every": config["recording"]["record_every"],
+            "compare_steps": config["sanity"]["compare_steps"], "init_scale": config["model"]["init_scale"]}

@@ -16,14 +16,10 @@ from safetensors.numpy import load_file as load_numpy
 from safetensors.numpy import save_file as save_numpy
 from safetensors.torch import save_file as save_torch
 
-from .errors import FlannelError
+from .errors import DataError
 from .outputs import atomic_output, write_json
 
 SPECIAL_TOKENS = ["[UNK]"]
-
-
-class DataError(FlannelError, ValueError):
-    """Bad input data; the message names the file."""
 
 
 def read_corpus(path: str | Path) -> str:
@@ -106,6 +102,22 @@ def load_token_ids(path: str | Path, vocab_size: int) -> torch.Tensor:
     if ids.size and int(ids.max()) >= vocab_size:
         raise DataError(f"{path}: token id {int(ids.max())} is not below vocab_size {vocab_size}")
     return torch.from_numpy(ids.astype(np.int64))
+
+
+def load_masks(path: str | Path) -> dict[str, torch.Tensor]:
+    """The live/dead mask file, with a one-line error naming the file when it is missing or unreadable."""
+    from safetensors.torch import load_file
+
+    try:
+        masks = load_file(str(path))
+    except FileNotFoundError:
+        raise DataError(f"{path}: mask file not found") from None
+    except Exception as error:  # safetensors raises its own error type on a corrupt header
+        raise DataError(f"{path}: unreadable mask file ({' '.join(str(error).split())[:120]})") from None
+    missing = [key for key in ("live_mask", "dead_mask", "live_indices", "dead_indices") if key not in masks]
+    if missing:
+        raise DataError(f"{path}: not a live/dead mask file (no {', '.join(missing)})")
+    return masks
 
 
 def token_stats(corpus_path: str | Path, ids: np.ndarray, batch_size: int, seq_len: int, steps: int) -> dict:

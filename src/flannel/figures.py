@@ -1,283 +1,52 @@
-"""The figures of the dead-token analysis, drawn from the per-run tables (and, for the per-row views, from
-the reference recordings). Each figure is a function of `inputs` (name -> list of paths, as the figure rule
-lists them) and `settings` (the seeds and the figures config section) returning a matplotlib Figure.
-
-Seed bands: the line is the median over the seeds, the shaded band their min-max; with one seed, the line.
+"""The figure registry: every figure's name, report category, what it shows, what it needs of the config and
+which function of flannel.plots draws it. Its caption is workflow/report/<name>.rst. The rules read this
+registry when Snakemake parses the workflow, so it imports nothing heavy; drawing happens in flannel.plots.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from . import analysis  # noqa: E402
-from .analysis import GROUPS, AnalysisError, read_table  # noqa: E402
-from .outputs import atomic_output  # noqa: E402
-
-COLORS = {"tied W": "C0", "untied W": "C1", "untied E": "C2"}
-GROUP_STYLE = {"dead": "-", "live": "--"}
-GROUP_COLORS = {"dead": "C3", "live": "0.45"}
-STEP = "optimizer step"
-NORM = "L2 norm (weight units)"
+from .errors import AnalysisError
 
 
-# ---- reading and plotting helpers ------------------------------------------------------------------------------
-
-
-def tables(inputs: dict, tying: str, required=("step",)) -> list[pd.DataFrame]:
-    """The analysis tables of one tying, in seed order; every table must share the first one's steps."""
-    paths = inputs.get(tying, [])
-    loaded = [read_table(path, required) for path in paths]
-    for path, table in zip(paths[1:], loaded[1:]):
-        if not np.array_equal(table["step"].to_numpy(), loaded[0]["step"].to_numpy()):
-            raise AnalysisError(f"{path}: recorded steps differ from those of {paths[0]}; rerun its training")
-    return loaded
-
-
-def matrices(inputs: dict) -> list[tuple[str, list[pd.DataFrame], str]]:
-    """(label, tables, column prefix) for tied W, untied W and untied E, skipping a tying with no run."""
-    tied, untied = tables(inputs, "tied"), tables(inputs, "untied")
-    entries = [("tied W", tied, "W"), ("untied W", untied, "W"), ("untied E", untied, "E")]
-    return [(label, found, prefix) for label, found, prefix in entries if found]
-
-
-def band(ax, found: list[pd.DataFrame], column: str, *, label: str, color, linestyle="-", linewidth=1.6) -> None:
-    """Median line and min-max band over the seeds' tables."""
-    steps = found[0]["step"].to_numpy()
-    values = np.stack([table[column].to_numpy(dtype=float) for table in found])
-    seeds = f" (median, {len(found)} seeds)" if len(found) > 1 else ""
-    ax.plot(steps, np.median(values, axis=0), color=color, linestyle=linestyle, linewidth=linewidth, label=label + seeds)
-    if len(found) > 1:
-        ax.fill_between(steps, values.min(axis=0), values.max(axis=0), color=color, alpha=0.18, linewidth=0)
-
-
-def group_bands(ax, found: list[pd.DataFrame], column: str) -> None:
-    """The dead and the live rows' band of `column` (with "{group}" in its name), in the groups' styles."""
-    for group in GROUPS:
-        band(ax, found, column.format(group=group), label=f"{group} rows", color=GROUP_COLORS[group],
-             linestyle=GROUP_STYLE[group])
-
-
-def finish(fig, title: str):
-    """Title and layout; a title too long for the figure puts its last parenthesis (the seeds) on a line of its own."""
-    if len(title) > fig.get_figwidth() * 11 and " (" in title:
-        head, _, tail = title.rpartition(" (")
-        title = f"{head}\n({tail}"
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
-def seed_note(settings: dict) -> str:
-    return f"tied seeds {settings['seeds']['tied']}, untied seeds {settings['seeds']['untied']}"
-
-
-# ---- the figures ---------------------------------------------------------------------------------------------------
-
-
-def dead_cloud(inputs: dict, settings: dict):
-    """a. Mean radius of the dead rows around their centroid, and the centroid's norm."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    panels = ((axes[0], "radius_mean", f"mean distance from dead centroid, {NORM}", "linear"),
-              (axes[1], "centroid_norm", f"norm of dead centroid, {NORM}", "log"))
-    entries = matrices(inputs)
-    for ax, metric, ylabel, scale in panels:
-        for label, found, prefix in entries:
-            band(ax, found, f"{prefix}_dead_{metric}", label=label, color=COLORS[label])
-        ax.set(xlabel=STEP, ylabel=ylabel, yscale=scale)
-        ax.grid(alpha=0.3, which="both")
-        ax.legend()
-    return finish(fig, f"a. Dead-token cloud: radius and centroid ({seed_note(settings)})")
-
-
-def fraction_moved(inputs: dict, settings: dict):
-    """b. Per step, the fraction of dead and of live rows that changed at all, with the LR schedule."""
-    entries = matrices(inputs)
-    fig, axes = plt.subplots(1, len(entries), figsize=(4.6 * len(entries), 4.2), sharey=True, squeeze=False)
-    for ax, (label, found, prefix) in zip(axes[0], entries):
-        group_bands(ax, found, prefix + "_{group}_fraction_moved")
-        ax.set(xlabel=STEP, ylabel="fraction of rows changed\nsince the previous record", ylim=(-0.03, 1.03), title=label)
-        lr_axis = ax.twinx()
-        lr_axis.plot(found[0]["step"], found[0]["lr"], color="C4", linewidth=1, alpha=0.8, label="learning rate")
-        lr_axis.set_ylabel("learning rate (per step)", color="C4")
-        lr_axis.set_ylim(bottom=0)
-        handles = ax.get_legend_handles_labels()
-        extra = lr_axis.get_legend_handles_labels()
-        ax.legend(handles[0] + extra[0], handles[1] + extra[1], loc="lower left")
-        ax.grid(alpha=0.3)
-    return finish(fig, f"b. Rows that still move (bf16 freeze) vs the LR schedule ({seed_note(settings)})")
-
-
-def loss_curves(inputs: dict, settings: dict):
-    """c. Training loss across seeds, tied vs untied."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    for tying, color in (("tied", COLORS["tied W"]), ("untied", COLORS["untied W"])):
-        found = tables(inputs, tying)
-        if found:
-            band(ax, found, "loss", label=tying, color=color)
-    ax.set(xlabel=STEP, ylabel="cross-entropy loss of the step's batch (nats/token)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    return finish(fig, f"c. Training loss, tied vs untied ({seed_note(settings)})")
-
-
-def e_minus_w(inputs: dict, settings: dict):
-    """d. How far the untied E and W drift apart, dead and live rows."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    group_bands(ax, tables(inputs, "untied"), "E_minus_W_{group}_fro")
-    ax.set(xlabel=STEP, ylabel="||E - W||_F over the group's rows (weight units)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    return finish(fig, f"d. Untied runs: distance between embedding E and unembedding W (seeds {settings['seeds']['untied']})")
-
-
-def reference_views(inputs: dict) -> list[tuple[str, str, str]]:
-    """(label, recording, side) for the reference runs' matrices."""
-    views = [("tied W", path, "W") for path in inputs.get("tied_run", [])]
-    for path in inputs.get("untied_run", []):
-        views += [("untied W", path, "W"), ("untied E", path, "E")]
-    return views
-
-
-def ecdf(ax, values: np.ndarray, **style) -> None:
-    ordered = np.sort(values)
-    ax.step(ordered, np.arange(1, ordered.size + 1) / ordered.size, where="post", **style)
-
-
-def displacements(inputs: dict, settings: dict):
-    """e. Cumulative distributions of each row's displacement from t=0 at the last step, dead vs live."""
-    views = [(label, *analysis.last_displacements(path, side)) for label, path, side in reference_views(inputs)]
-    fig, axes = plt.subplots(1, len(views), figsize=(4.6 * len(views), 4.2), sharex=True, sharey=True, squeeze=False)
-    for ax, (label, moved, dead) in zip(axes[0], views):
-        for group, mask in (("dead", dead), ("live", ~dead)):
-            if mask.any():
-                frozen = int((moved[mask] == 0).sum())
-                ecdf(ax, moved[mask], color=GROUP_COLORS[group], linestyle=GROUP_STYLE[group],
-                     label=f"{group} rows (n={int(mask.sum())}, {frozen} exactly 0)")
-        ax.set(title=label, xlabel=f"displacement from t=0 at last step, {NORM}",
-               ylabel="fraction of rows with displacement <= x")
-        ax.grid(alpha=0.3)
-        ax.legend(loc="lower right", fontsize="small")
-    axes[0][0].set_xscale("symlog", linthresh=linear_below(np.concatenate([moved for _, moved, _ in views])))
-    return finish(fig, f"e. Per-row displacement at the last step (seed {settings['seeds']['reference']})")
-
-
-def linear_below(values: np.ndarray) -> float:
-    """The power of ten just under the smallest nonzero value: the symlog axis is linear below it (so exact
-    zeros show) and logarithmic above, with no empty decades."""
-    positive = values[values > 0]
-    return 10.0 ** np.floor(np.log10(positive.min())) if positive.size else 1.0
-
-
-def decomposition(inputs: dict, settings: dict):
-    """f. Residual of the linear decomposition dW_tied = dW_untied + dE_untied, per row group."""
-    paths = inputs.get("decomposition", [])
-    found = [read_table(path, ("step", "all_residual_sum")) for path in paths]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), sharey=True)
-    models = (("sum", "dW_untied + dE_untied", "k", "-"), ("W", "dW_untied alone", COLORS["untied W"], "--"),
-              ("E", "dE_untied alone", COLORS["untied E"], ":"))
-    for ax, group in zip(axes, GROUPS + ("all",)):
-        for model, label, color, style in models:
-            band(ax, found, f"{group}_residual_{model}", label=label, color=color, linestyle=style)
-        ax.axhline(1.0, color="k", linewidth=0.7, alpha=0.5)
-        ax.set(xlabel=STEP, ylabel="||dW_tied - model||_F / ||dW_tied||_F (ratio)", title=f"{group} rows")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
-    seeds = settings["seeds"]["paired"]
-    return finish(fig, f"f. Does W1 = W2 + E2 hold? Residual of the decomposition, displacements from t=0 (seeds {seeds})")
-
-
-def pca(inputs: dict, settings: dict):
-    """g. The rows projected on the top two principal directions of the last step, at a few steps."""
-    views = [view for view in reference_views(inputs) if view[2] == "W"]
-    projections = [analysis.pca_projections(path, side, settings["figures"]["pca_steps"]) for _, path, side in views]
-    n_steps = max(len(coordinates) for coordinates, _, _ in projections)
-    fig, axes = plt.subplots(len(views), n_steps, figsize=(3.3 * n_steps, 3.3 * len(views)), squeeze=False)
-    for row, ((label, _, _), (coordinates, dead, explained)) in enumerate(zip(views, projections)):
-        for ax, (step, xy) in zip(axes[row], coordinates.items()):
-            ax.scatter(*xy[~dead].T, s=3, color=GROUP_COLORS["live"], alpha=0.5, label="live rows", linewidths=0)
-            ax.scatter(*xy[dead].T, s=3, color=GROUP_COLORS["dead"], alpha=0.7, label="dead rows", linewidths=0)
-            ax.set(title=f"{label}, step {step}", xlabel=f"PC1 ({explained[0]:.0%} of var.), weight units",
-                   ylabel=f"PC2 ({explained[1]:.0%}), weight units")
-            ax.set_aspect("equal", adjustable="box")
-        axes[row][0].legend(markerscale=4, fontsize="small")
-        _share_limits(axes[row][: len(coordinates)])
-        for ax in axes[row][len(coordinates):]:
-            ax.axis("off")
-    return finish(fig, f"g. PCA of W (basis: last step's top two directions), seed {settings['seeds']['reference']}")
-
-
-def _share_limits(axes) -> None:
-    """One scale across a row's panels, so that the cloud's growth reads as growth."""
-    limits = np.array([[*ax.get_xlim(), *ax.get_ylim()] for ax in axes])
-    low, high = min(limits[:, 0].min(), limits[:, 2].min()), max(limits[:, 1].max(), limits[:, 3].max())
-    for ax in axes:
-        ax.set(xlim=(low, high), ylim=(low, high))
-
-
-def indicators(inputs: dict, settings: dict):
-    """h. ROC AUC of Land & Bartolo's under-trained-token indicators vs step."""
-    fig, ax = plt.subplots(figsize=(8, 4.8))
-    tied, untied = tables(inputs, "tied"), tables(inputs, "untied")
-    lines = [(untied, "E_auc_norm", "untied E: row norm (their untied indicator)", COLORS["untied E"], "-"),
-             (tied, "W_auc_cosine", "tied W: cosine to dead mean, PC1 removed (their tied indicator)", COLORS["tied W"], "-"),
-             (tied, "W_auc_norm", "tied W: row norm", COLORS["tied W"], ":"),
-             (untied, "W_auc_cosine", "untied W: cosine to dead mean, PC1 removed", COLORS["untied W"], "--")]
-    for found, column, label, color, style in lines:
-        if found:
-            band(ax, found, column, label=label, color=color, linestyle=style)
-    ax.axhline(0.5, color="k", linewidth=0.7, alpha=0.5, label="chance (0.5)")
-    ax.set(xlabel=STEP, ylabel="ROC AUC, dead vs live rows (1 = perfect)", ylim=(0, 1.02))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", loc="center right")
-    return finish(fig, f"h. Under-trained-token indicators (Land & Bartolo 2024) ({seed_note(settings)})")
-
-
-def gradients(inputs: dict, settings: dict):
-    """i. Mean per-row gradient norm and mean Adam step size, dead vs live, per matrix."""
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    panels = ((axes[0], "grad_norm", "mean per-row gradient L2 norm (before clipping)"),
-              (axes[1], "adam_step", "mean |Adam update| per element (weight units)"))
-    entries = matrices(inputs)
-    for ax, metric, ylabel in panels:
-        for label, found, prefix in entries:
-            for group in GROUPS:
-                column = f"{prefix}_{group}_{metric}"
-                zero = all((table[column].fillna(0) == 0).all() for table in found)
-                band(ax, found, column, label=f"{label}, {group}" + (" (exactly 0: off the log axis)" if zero else ""),
-                     color=COLORS[label], linestyle=GROUP_STYLE[group])
-        ax.set(xlabel=STEP, ylabel=ylabel, yscale="log")
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize="small")
-    return finish(fig, f"i. Gradients and Adam steps, dead vs live rows ({seed_note(settings)})")
+@dataclass(frozen=True)
+class Figure:
+    category: str  # the report's category
+    shows: str  # the report's label
+    function: str  # the flannel.plots function that draws it
+    needs: str = ""  # "untied": an untied run; "pair": a seed trained both tied and untied; "": nothing more
 
 
 FIGURES = {
-    "a_dead_cloud": dead_cloud,
-    "b_fraction_moved": fraction_moved,
-    "c_loss": loss_curves,
-    "d_e_minus_w": e_minus_w,
-    "e_displacements": displacements,
-    "f_decomposition": decomposition,
-    "g_pca": pca,
-    "h_indicators": indicators,
-    "i_gradients": gradients,
+    "a_dead_cloud": Figure("Dead-cloud geometry", "dead-cloud radius and centroid", "dead_cloud"),
+    "b_fraction_moved": Figure("Freeze and optimisation", "fraction of rows that moved, LR", "rows_moved"),
+    "c_loss": Figure("Freeze and optimisation", "loss, tied vs untied", "loss_curves"),
+    "d_e_minus_w": Figure("Tied vs untied", "||E - W|| (untied)", "e_minus_w", needs="untied"),
+    "e_displacements": Figure("Dead-cloud geometry", "per-row displacement at the last step", "displacements"),
+    "f_decomposition": Figure("Tied vs untied", "W1 = W2 + E2 decomposition", "decomposition_residuals", needs="pair"),
+    "g_pca": Figure("Dead-cloud geometry", "PCA of W at a few steps", "pca"),
+    "h_indicators": Figure("Under-trained-token indicators", "Land & Bartolo indicators, ROC AUC", "indicators"),
+    "i_gradients": Figure("Freeze and optimisation", "gradients and Adam steps, dead vs live", "gradients"),
 }
+
+
+def paired_seeds(runs: dict) -> list[int]:
+    """Seeds trained both tied and untied: the pairs of the decomposition test."""
+    return [seed for seed in runs["tied"] if seed in runs["untied"]]
+
+
+def drawable(runs: dict) -> list[str]:
+    """The figures the config's runs can draw."""
+    have = {"": True, "untied": bool(runs["untied"]), "pair": bool(paired_seeds(runs))}
+    return [name for name, figure in FIGURES.items() if have[figure.needs]]
 
 
 def draw(name: str, inputs: dict, settings: dict, output: str | Path) -> None:
     """Draw figure `name` and write it as a PNG with no timestamp or software tag (same inputs, same bytes)."""
     if name not in FIGURES:
         raise AnalysisError(f"{output}: unknown figure '{name}' (known: {', '.join(FIGURES)})")
-    fig = FIGURES[name](inputs, settings)
-    try:
-        with atomic_output(output) as partial:
-            fig.savefig(partial, format="png", dpi=settings["figures"]["dpi"], metadata={"Software": None})
-    finally:
-        plt.close(fig)
+    from . import plots  # matplotlib and torch load only where a figure is drawn
+
+    plots.save(getattr(plots, FIGURES[name].function)(inputs, settings), output, settings["figures"]["dpi"])

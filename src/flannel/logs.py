@@ -1,6 +1,7 @@
-"""Logging for the workflow's scripts: everything to the rule's log file, and the expected errors
-(flannel's own, and OS errors such as a full disk) as one line instead of a traceback.
-Imports nothing heavy, so a script starts without loading torch or transformers it does not need."""
+"""Logging for the workflow's scripts: everything to the rule's log file and to stderr. The expected errors
+(flannel's own, and OS errors such as a full disk) and an interrupt become one line; any other error is
+logged with its traceback, so it reaches the rule's log too. Imports nothing heavy, so a script starts
+without loading torch or transformers it does not need."""
 
 from __future__ import annotations
 
@@ -18,8 +19,15 @@ def script_logging(log_path: str | None):
         handlers.append(logging.FileHandler(log_path, mode="w", encoding="utf-8"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", handlers=handlers, force=True)
     logging.getLogger("transformers").setLevel(logging.ERROR)
+    log = logging.getLogger("flannel")
     try:
-        yield logging.getLogger("flannel")
+        yield log
     except (FlannelError, OSError) as error:
-        logging.getLogger("flannel").error("%s", " ".join(str(error).split()))
+        log.error("%s", " ".join(str(error).split()))
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        raise SystemExit(130) from None
+    except Exception:
+        log.exception("unexpected error")
         raise SystemExit(1) from None

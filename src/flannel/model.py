@@ -23,7 +23,11 @@ def gpt2_config(model: dict, tied: bool) -> GPT2Config:
         tie_word_embeddings=tied,
         bos_token_id=None,  # GPT-2's 50256 lies outside a small vocabulary; nothing here generates text
         eos_token_id=None,
-        attn_implementation="eager",
+        # As the Trainer sets it for training. With a cache, the forward pass concatenates K and V into fresh
+        # contiguous tensors, and the attention backward then hands MKL operands of another memory layout than
+        # the Trainer's run does: a different summation order, so other bits.
+        use_cache=False,
+        attn_implementation=model["attention"],
     )
 
 

@@ -1,4 +1,4 @@
-"""Writing outputs so that a reader never sees a half-written file at the final path."""
+"""Writing outputs: never a half-written file at the final path, no machine paths, tables as TSV."""
 
 from __future__ import annotations
 
@@ -31,9 +31,31 @@ def write_json(path: str | Path, data) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+def write_tsv(path: str | Path, rows: list[dict]) -> None:
+    """Rows of plain values as a TSV with a header line (floats to 6 significant digits)."""
+    columns = list(rows[0])
+    lines = ["\t".join(columns)] + ["\t".join(_tsv_cell(row[c]) for c in columns) for row in rows]
+    write_text(path, "\n".join(lines) + "\n")
+
+
+def _tsv_cell(value) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
 def sha256_file(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def display(path, root=".") -> str:
+    """A path as it may appear in an output: relative to the workflow root, never a machine path."""
+    path, root = Path(path), Path(root).resolve()
+    if not path.is_absolute():
+        return path.as_posix()
+    try:
+        return path.resolve().relative_to(root).as_posix()
+    except ValueError:
+        return path.name

@@ -17,17 +17,13 @@ import torch
 from safetensors import safe_open
 
 from .config import TRAINING_SECTIONS
-from .errors import FlannelError
+from .errors import RecordingError
 
 FORMAT = "flannel-recording/1"
 MATRICES = ("embeddings", "grads", "momentum", "variance")
 _SAFETENSORS_DTYPES = {torch.bfloat16: "BF16", torch.float32: "F32", torch.int64: "I64", torch.bool: "BOOL"}
 _HEADER_SLACK = 256  # room for the final metadata values, which may be longer than their placeholders
 REMAP_BYTES = 64 << 20
-
-
-class RecordingError(FlannelError, ValueError):
-    """A recording that cannot be used as asked; the message names the file."""
 
 
 def matrix_keys(tied: bool, quantities) -> list[str]:

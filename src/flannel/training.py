@@ -1,4 +1,5 @@
-"""One training run: build, train, record. A nanoGPT-style loop with the Trainer's defaults made explicit.
+"""One training run: build, train, record. A nanoGPT-style loop with the Trainer's defaults made explicit;
+and the replica, a run trained after another one in the same process.
 
 Same config + same seed gives the same bytes, alone or after other runs in the process: every random
 source is seeded from the run's own seeds right where it is used (the model init inside build_model, the
@@ -13,6 +14,7 @@ import logging
 import math
 import os
 import platform
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,21 +23,16 @@ import torch
 from transformers import get_constant_schedule_with_warmup, get_linear_schedule_with_warmup
 from transformers.loss.loss_utils import ForCausalLMLoss
 
-from . import __version__
+from . import __version__, numerics
 from .config import data_seed, training_json
 from .data import check_windows
-from .errors import FlannelError
+from .errors import ConfigError, TrainingError
 from .model import DTYPES, build_model, embedding_E, state_sha256, unembedding_W
-from .outputs import atomic_output
+from .outputs import write_tsv
 from .recording import RunRecorder
 
 log = logging.getLogger("flannel.training")
 IGNORE = -100
-
-
-class TrainingError(FlannelError, RuntimeError):
-    """Training cannot go on (for example a non-finite loss); the message names the step."""
-
 
 @dataclass(frozen=True)
 class Run:
@@ -53,12 +50,26 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def make_deterministic(threads: int) -> None:
+def make_deterministic(training: dict) -> None:
+    """Process-wide settings that fix the bytes: deterministic algorithms, no TF32, the configured thread
+    count, and (portable_numerics) the CPU kernels every x86-64 CPU runs alike (flannel.numerics)."""
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True)
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
-    torch.set_num_threads(threads)
+    torch.set_num_threads(training["threads"])
+    numerics.apply(training["portable_numerics"])
+
+
+def provenance(training: dict, device: torch.device) -> dict[str, str]:
+    """Header entries for what decides the bytes besides the config: the numerics settings, and the hardware
+    where it matters (in the portable mode on a CPU it does not, and naming the CPU would change the bytes)."""
+    settings = numerics.settings(training["portable_numerics"], device)
+    found = numerics.hardware(device)
+    log.info("hardware: %s; numerics: %s", json.dumps(found), json.dumps(settings, sort_keys=True))
+    if settings["portable"]:
+        found = {"machine": found["machine"], "cpu": "any x86-64 CPU with AVX2 (portable numerics)"}
+    return {"numerics": json.dumps(settings, sort_keys=True), "hardware": json.dumps(found, sort_keys=True)}
 
 
 def window_batches(n_tokens: int, seq_len: int, batch_size: int, seed: int):
@@ -114,7 +125,7 @@ def train_run(config: dict, run: Run, token_ids: torch.Tensor, masks: dict[str, 
     model_cfg, training, recording = config["model"], config["training"], config["recording"]
     steps, seq_len, vocab_size = training["steps"], training["seq_len"], model_cfg["vocab_size"]
     check_windows(token_ids.numel(), training["batch_size"], seq_len, "token ids")
-    make_deterministic(training["threads"])
+    make_deterministic(training)
     device = pick_device(training["device"])
     param_dtype, compute_dtype = DTYPES[training["param_dtype"]], DTYPES[training["compute_dtype"]]
 
@@ -150,7 +161,7 @@ def train_run(config: dict, run: Run, token_ids: torch.Tensor, masks: dict[str, 
         metadata={
             "config": training_json(config),
             "tying": run.tying, "seed": str(run.seed), "data_seed": str(data_seed(config, run.seed)),
-            "device": device.type, "versions": json.dumps(versions(), sort_keys=True),
+            "device": device.type, "versions": json.dumps(versions(), sort_keys=True), **provenance(training, device),
             "token_ids_sha256": token_ids_sha256, "state_sha256_initial": initial_digest,
         },
     )
@@ -198,7 +209,7 @@ def train_run(config: dict, run: Run, token_ids: torch.Tensor, masks: dict[str, 
         raise
     moved = moved_table(model, initial_state, variance_decreased)
     if moved_path is not None:
-        write_moved_table(moved, moved_path)
+        write_tsv(moved_path, moved)
     return {"state_sha256_initial": initial_digest, "state_sha256_final": final_digest, "moved": moved}
 
 
@@ -224,12 +235,16 @@ def moved_table(model, initial_state: dict, variance_decreased: dict) -> list[di
     return rows
 
 
-def write_moved_table(rows: list[dict], path) -> None:
-    columns = list(rows[0])
-    lines = ["\t".join(columns)] + ["\t".join(_cell(row[c]) for c in columns) for row in rows]
-    with atomic_output(path) as partial:
-        Path(partial).write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def _cell(value) -> str:
-    return f"{value:.6g}" if isinstance(value, float) else str(value)
+def train_replica(config: dict, run: Run, token_ids: torch.Tensor, masks: dict, out_path, *, warmup_seed: int,
+                  token_ids_sha256: str = "") -> dict:
+    """Train `warmup_seed` (discarded), then `run` into `out_path`, in this one process: anything that
+    leaks from one run into the next (RNG state, caches, allocator) makes the replica differ from the run's
+    own job. The warm-up goes next to the output, not to /tmp, which may be small on a cluster node."""
+    if warmup_seed == run.seed:
+        raise ConfigError(f"config key 'sanity.replica_warmup_seed': {warmup_seed} is the replica's own seed")
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".warmup-") as scratch:
+        train_run(config, Run(run.tying, warmup_seed), token_ids, masks, Path(scratch) / "warmup.safetensors",
+                  token_ids_sha256=token_ids_sha256)
+    return train_run(config, run, token_ids, masks, out_path, token_ids_sha256=token_ids_sha256)

@@ -1,5 +1,4 @@
-# Every figure of the analysis (rule figures): each named output is drawn by the flannel.figures function
-# of that name.
+# Every figure of the analysis (rule figures): each named output is drawn as flannel.figures registers it.
 import json
 
 from flannel import figures

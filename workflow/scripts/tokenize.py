@@ -1,3 +1,4 @@
+# The corpus encoded once with the tokenizer (rule tokenize).
 from flannel import data
 from flannel.logs import script_logging
 

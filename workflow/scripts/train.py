@@ -1,14 +1,18 @@
-from safetensors.torch import load_file
+# One training run (rule train): the streamed recording and the table of what moved.
+import json
 
-from flannel import data
 from flannel.logs import script_logging
-from flannel.outputs import sha256_file
-from flannel.training import Run, train_run
+from flannel.numerics import pin_cpu_kernels
 
 with script_logging(snakemake.log[0]) as log:
-    config = snakemake.config
+    config = json.loads(snakemake.params.training)
+    pin_cpu_kernels(config["training"]["portable_numerics"])  # before torch loads
+    from flannel import data
+    from flannel.outputs import sha256_file
+    from flannel.training import Run, train_run
+
     ids = data.load_token_ids(snakemake.input.token_ids, config["model"]["vocab_size"])
     run = Run(snakemake.wildcards.tying, int(snakemake.wildcards.seed))
-    result = train_run(config, run, ids, load_file(snakemake.input.masks), snakemake.output.run, snakemake.output.moved,
-                       token_ids_sha256=sha256_file(snakemake.input.token_ids))
+    result = train_run(config, run, ids, data.load_masks(snakemake.input.masks), snakemake.output.run,
+                       snakemake.output.moved, token_ids_sha256=sha256_file(snakemake.input.token_ids))
     log.info("final state sha256 %s", result["state_sha256_final"])

@@ -1,3 +1,4 @@
+# A character-level BPE trained to model.vocab_size (rule train_tokenizer), unless the config names a tokenizer.
 from flannel import data
 from flannel.logs import script_logging
 

@@ -1,22 +1,55 @@
-"""The notebooks' training code (1.20a tied, 1.20b untied), re-created so it can be compared with flannel.
+"""The notebooks' training code (1.20a tied, 1.20b untied), the oracle of the parity tests: nothing here
+comes from flannel.
 
-Kept as the notebooks wrote it: their TokenDataset (labels pre-shifted, so GPT2LMHeadModel's own shift makes the
+Kept as the notebooks wrote it: the seeding of their imports cell, their GPT2Config arguments (and nothing
+else: no attention implementation, so transformers' default), GPT2LMHeadModel(config) cast to bf16, their
+bf16-native init cell, their TokenDataset (labels pre-shifted, so GPT2LMHeadModel's own shift makes the
 objective "skip one"), their in-RAM recorder (lists of bf16 copies, torch.stack at the end), their
 InstrumentedTrainer on transformers.Trainer and their TrainingArguments. What changed, and why:
   - one recorder class for both tyings (1.20a and 1.20b differ only in which matrices they keep and the key
-    names), with the storage dtype a parameter (the notebooks: bf16) so the parity test can compare fp32 values;
+    names), with the storage dtype a parameter (the notebooks: bf16) so the fp32 parity case can compare fp32;
+  - the model's dtype is a parameter for the same reason (the notebooks: bf16);
   - `use_cpu` is set on a machine without an accelerator: transformers 5.x refuses `bf16=True` on CPU otherwise;
-  - prints are off unless `verbose`, and the hook counts its calls so the off-by-one can be observed.
-Not a flannel module: it exists for tests/test_parity.py and tools/benchmark.py only.
+  - prints are off unless `verbose`, the hook counts its calls so the off-by-one can be observed, and callers
+    may pass Trainer callbacks (the benchmark's clock).
+Used by tests/test_parity.py and tools/benchmark.py.
 """
 
 from __future__ import annotations
 
-import time
-
+import numpy as np
 import torch
 from torch.utils.data import Dataset
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments
+
+
+def notebook_model(vocab_size, n_positions, n_embd, n_layer, n_head, *, tied, seed, init_scale=0.02,
+                   dtype=torch.bfloat16, device="cpu"):
+    """The imports, model and initialisation cells of 1.20a/b, in their order."""
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+
+    config = GPT2Config(
+        vocab_size=vocab_size,
+        n_positions=n_positions,
+        n_embd=n_embd,
+        n_layer=n_layer,
+        n_head=n_head,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        tie_word_embeddings=tied,
+    )
+    model = GPT2LMHeadModel(config)
+    model = model.to(dtype).to(device)
+
+    torch.manual_seed(seed)
+    init_f32 = torch.randn(vocab_size, n_embd, dtype=torch.float32, device=device) * init_scale
+    init_bf16 = init_f32.to(dtype)
+    with torch.no_grad():
+        model.transformer.wte.weight[:] = init_bf16  # E
+        model.lm_head.weight[:] = init_bf16  # W (the same tensor when tied)
+    return model
 
 
 class TokenDataset(Dataset):
@@ -200,37 +233,18 @@ def training_arguments(output_dir, *, steps, batch_size, learning_rate=1e-3, wei
     )
 
 
-class _StepClock(TrainerCallback):
-    """Wall and CPU time from the end of step 1 to the end of the last step: steps - 1 steps, each with one
-    recording (on_step_end comes just before the hook that records that step). Step 1 (allocator warm-up) and the
-    Trainer's setup are left out, as in tools/benchmark.py's other rows."""
-
-    def __init__(self):
-        self.first = self.last = None
-
-    def on_step_end(self, args, state, control, **kwargs):
-        now = (time.perf_counter(), time.process_time())
-        if self.first is None:
-            self.first = now
-        self.last = now
-
-    def seconds(self):
-        return self.last[0] - self.first[0], self.last[1] - self.first[1]
-
-
 def run_notebook(model, corpus_tensor, *, seq_len, steps, batch_size, output_dir, tied=False, bf16=True,
-                 record_every=1, record_dtype=torch.bfloat16, dataset=None, seed=42, **optimizer):
-    """Train `model` the notebooks' way; returns (trainer, recorder, (wall, cpu) seconds of steps 2..steps)."""
+                 record_every=1, record_dtype=torch.bfloat16, dataset=None, seed=42, callbacks=(), **optimizer):
+    """Train `model` the notebooks' way; returns (trainer, recorder)."""
     config = model.config
     recorder = NotebookRecorder(config.vocab_size, config.n_embd, record_every, tied=tied, dtype=record_dtype)
-    clock = _StepClock()
     trainer = InstrumentedTrainer(
         recorder=recorder,
         model=model,
         args=training_arguments(output_dir, steps=steps, batch_size=batch_size, bf16=bf16, seed=seed, **optimizer),
         train_dataset=dataset if dataset is not None else TokenDataset(corpus_tensor, seq_len),
-        callbacks=[clock],
+        callbacks=list(callbacks),
     )
     recorder.record_initial_state(model, trainer.optimizer)
     trainer.train()
-    return trainer, recorder, clock.seconds()
+    return trainer, recorder

@@ -1,0 +1,98 @@
+"""Helpers shared by the tests (importable because pytest puts tests/ on the path): the tiny config, training a
+tiny run, copies of the repository and Snakemake calls, and planted damage to recordings."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from flannel import config as flannel_config
+from flannel.training import Run, train_run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_config(**overrides) -> dict:
+    """config/test.yaml, validated, with section-level overrides: tiny_config(training={"steps": 4})."""
+    config = flannel_config.load(ROOT / "config" / "test.yaml")
+    for section, values in overrides.items():
+        config[section].update(values)
+    return flannel_config.validate(config)
+
+
+def train_tiny(tiny_data, folder: Path, tying: str, seed: int, config: dict | None = None) -> Path:
+    out = folder / tying / f"seed{seed}.safetensors"
+    train_run(config or tiny_data["config"], Run(tying, seed), tiny_data["ids"], tiny_data["masks"], out,
+              out.with_suffix(".moved.tsv"))
+    return out
+
+
+def copy_repo(destination: Path) -> Path:
+    """The repository's tracked and untracked-but-not-ignored files, as a fresh clone would have them."""
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
+                            capture_output=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_file():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination / name)
+    return destination
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(workdir / "src")}
+    result = subprocess.run(["snakemake", *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
+    return result
+
+
+def flip_byte(path, key: str, record: int) -> None:
+    """Flip the lowest bit of one element of record `record` of tensor `key`, in place."""
+    with open(path, "r+b") as handle:
+        (size,) = struct.unpack("<Q", handle.read(8))
+        entry = json.loads(handle.read(size))[key]
+        begin, end = entry["data_offsets"]
+        offset = 8 + size + begin + record * (end - begin) // entry["shape"][0] + 2
+        handle.seek(offset)
+        byte = handle.read(1)[0]
+        handle.seek(offset)
+        handle.write(bytes([byte ^ 1]))
+
+
+def with_metadata(source, destination, **changes) -> None:
+    with safe_open(str(source), framework="pt") as handle:
+        metadata = handle.metadata()
+    save_file(load_file(str(source)), str(destination), metadata={**metadata, **changes})
+
+
+def legacy_files(folder, *, T=11, extra=1, V=60, n_dead=24, D=8, runs=3, scale=0.02, diverge=True):
+    """A 1.20a file (embeddings [T, V, D], n_dead) and a 1.20c file (embeddings [runs, T + extra, n_dead, D])
+    whose run 0 starts from the same dead rows as the 1.20a file and, with `diverge`, parts from it at step 1."""
+    g = torch.Generator().manual_seed(0)
+    dead = torch.sort(torch.randperm(V, generator=g)[:n_dead]).values
+    drift = torch.randn(T + extra, V, D, generator=g).cumsum(0) * 1e-3
+    drift[0] = 0
+    f1 = torch.randn(V, D, generator=g) * scale + drift[:T]
+    f3 = torch.randn(runs, T + extra, n_dead, D, generator=g) * scale
+    f3[0] = f1[0, dead] + drift[:, dead]
+    if diverge:
+        f3[0, 1:] += torch.randn(T + extra - 1, n_dead, D, generator=g) * 1e-2
+    paths = {"flannel1": folder / "1.20a_flannel_1.safetensors", "flannel3": folder / "1.20c_flannel_3.safetensors",
+             "masks": folder / "legacy_masks.safetensors"}
+    save_file({"embeddings": f1.to(torch.bfloat16), "n_dead": torch.tensor(n_dead)}, str(paths["flannel1"]))
+    save_file({"embeddings": f3.to(torch.bfloat16), "dead_indices": dead, "n_dead": torch.tensor(n_dead),
+               "n_runs": torch.tensor(runs), "base_seed": torch.tensor(42)}, str(paths["flannel3"]))
+    mask = torch.zeros(V, dtype=torch.bool)
+    mask[dead] = True
+    save_file({"dead_mask": mask, "live_mask": ~mask, "dead_indices": dead, "live_indices": torch.nonzero(~mask).flatten()},
+              str(paths["masks"]))
+    return paths
