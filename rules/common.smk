@@ -14,7 +14,11 @@ import flannel.config  # noqa: E402
 import flannel.figures  # noqa: E402
 from flannel.codedigest import code_digest as _code_digest  # noqa: E402
 
-flannel.config.validate(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
+flannel.config.validate(
+    config,
+    Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml",
+    command_line=dict(workflow.config_settings.config),
+)
 
 SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
 RUNS = config["runs"]

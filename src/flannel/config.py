@@ -17,17 +17,55 @@ SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.
 TRAINING_SECTIONS = ("data", "model", "training", "recording")
 
 
-def validate(config: dict, schema: str | Path = SCHEMA) -> dict:
-    """Fill defaults into `config` in place (as snakemake.utils.validate does), check it, return it."""
+def validate(config: dict, schema: str | Path = SCHEMA, command_line: dict | None = None) -> dict:
+    """Fill defaults into `config` in place (as snakemake.utils.validate does), check it, return it.
+    `command_line`: the values given with `snakemake --config`, whose nested leaves arrive as strings."""
     from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate as snakemake_validate
 
+    if command_line:
+        with open(schema, encoding="utf-8") as handle:
+            read_command_line_values(config, command_line, yaml.safe_load(handle))
     try:
         snakemake_validate(config, str(schema), set_default=True)
     except WorkflowError as error:
         raise ConfigError(_one_line(error)) from None
     _check_cross_keys(config)
     return config
+
+
+def read_command_line_values(config: dict, given: dict, schema: dict) -> None:
+    """Snakemake parses a nested `--config` value with YAML's BaseLoader, so every leaf of it arrives as a
+    string ('25', 'null', ['42', '43']). Where the schema wants a number, boolean, null or array, read such a
+    string as YAML and keep the result if it is of a wanted type; anything else stays as given, for the
+    schema to refuse with its usual line. Only the command line's own values are read: a config file's never."""
+    properties = schema.get("properties", {})
+    for key, value in given.items():
+        if key not in properties or key not in config:
+            continue
+        if isinstance(value, dict) and isinstance(config[key], dict):
+            read_command_line_values(config[key], value, properties[key])
+        elif config[key] is value or config[key] == value:
+            config[key] = _typed(value, properties[key])
+
+
+def _typed(value, schema: dict):
+    """`value` (a string, or a list of them, from the command line) as the type the schema wants."""
+    if isinstance(value, list):
+        return [_typed(item, schema.get("items", {})) for item in value]
+    wanted = set(schema["type"]) if isinstance(schema.get("type"), list) else {schema.get("type")}
+    if not isinstance(value, str) or not wanted - {"string", None}:
+        return value
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
+    kinds = {"integer": isinstance(parsed, int) and not isinstance(parsed, bool),
+             "number": isinstance(parsed, (int, float)) and not isinstance(parsed, bool),
+             "boolean": isinstance(parsed, bool), "null": parsed is None, "array": isinstance(parsed, list)}
+    if not any(kinds.get(kind) for kind in wanted):
+        return value
+    return _typed(parsed, schema) if isinstance(parsed, list) else parsed
 
 
 def load(path: str | Path, schema: str | Path = SCHEMA) -> dict:
