@@ -59,6 +59,7 @@ rule token_stats:
     input:
         corpus=corpus_path(),
         token_ids="results/data/token_ids.safetensors",
+        tokenizer=tokenizer_path(),
     output:
         "results/data/token_stats.json",
     params:

@@ -10,6 +10,7 @@ rule analyse_run:
     output:
         "results/analysis/{tying}/seed{seed}.tsv",
     params:
+        training=flannel.config.training_json(config),
         code=code_digest("analyse_run.py"),
     log:
         "logs/analysis/{tying}/seed{seed}.log",
@@ -29,6 +30,7 @@ rule decomposition:
     output:
         "results/analysis/decomposition/seed{seed}.tsv",
     params:
+        training=flannel.config.training_json(config),
         code=code_digest("decomposition.py"),
     log:
         "logs/analysis/decomposition/seed{seed}.log",

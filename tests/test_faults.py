@@ -132,3 +132,53 @@ def test_the_data_half_and_training_need_no_network(tiny_data, tmp_path, monkeyp
     vocab_size = tiny_data["config"]["model"]["vocab_size"]
     data.train_tokenizer(tiny_data["folder"] / "tokenizer.txt", vocab_size)
     train_tiny(tiny_data, tmp_path, "untied", 42, tiny_config(training={"steps": 2}))
+
+
+def test_every_reader_refuses_a_run_recorded_under_another_config(tiny_data, tiny_runs):
+    """A run left from an older config (say, with --rerun-triggers mtime) never passes for a current one."""
+    import json
+
+    from flannel import analysis
+    from flannel.config import sanity_settings, training_json
+    from flannel.errors import SanityError
+    from flannel.report import sanity_report
+
+    changed = json.loads(training_json(tiny_config(training={"learning_rate": 0.002})))
+    differs = r"recorded under another config \(differs in training.learning_rate\); rerun its training"
+    with pytest.raises(RecordingError, match=differs):
+        analysis.analyse_run(tiny_runs[("tied", 42)], expected_config=changed)
+    with pytest.raises(RecordingError, match=differs):
+        analysis.decomposition(tiny_runs[("tied", 42)], tiny_runs[("untied", 42)], expected_config=changed)
+    with pytest.raises(SanityError, match=differs):
+        sanity_report(sanity_settings(tiny_data["config"]), runs=tiny_runs, replicas={},
+                      masks=tiny_data["folder"] / "live_dead_tokens.safetensors", expected_config=changed)
+    current = json.loads(training_json(tiny_data["config"]))
+    assert len(analysis.analyse_run(tiny_runs[("tied", 42)], expected_config=current)) == 21
+
+
+@pytest.mark.parametrize("section, values, message", [
+    ("training", {"steps": 20.0}, r"config key 'training.steps': 20.0 is not an integer \(write 20\)"),
+    ("runs", {"tied": [42.0, 43]}, r"config key 'runs.tied.0': 42.0 is not an integer"),
+    ("training", {"steps": 10**19}, r"config key 'training.steps': 10000000000000000000 is greater than the maximum"),
+    ("runs", {"tied": [2**64]}, r"config key 'runs.tied.0': 18446744073709551616 is greater than the maximum"),
+    ("model", {"n_embd": 1, "n_head": 1}, r"config key 'model.n_embd': 1 is less than the minimum of 2"),
+    ("figures", {"dpi": 10000}, r"config key 'figures.dpi': 10000 is greater than the maximum of 600"),
+    ("data", {"corpus": "my{corpus}.txt"}, r"config key 'data.corpus': my\{corpus\}.txt: braces in a path"),
+])
+def test_values_the_schema_alone_let_through_are_refused_naming_the_key(section, values, message):
+    from flannel.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        tiny_config(**{section: values})
+
+
+def test_an_unavailable_device_is_one_line_naming_the_key():
+    import torch
+
+    from flannel.errors import ConfigError
+    from flannel.training import pick_device
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ConfigError, match=r"config key 'training.device': cuda is not available on this machine"):
+        pick_device("cuda")

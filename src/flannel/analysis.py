@@ -124,10 +124,10 @@ def record_row(recording: Recording, index: int, step: int, first: dict, previou
     return row, current
 
 
-def analyse_run(path: str | Path) -> pd.DataFrame:
+def analyse_run(path: str | Path, expected_config: dict | None = None) -> pd.DataFrame:
     """One row per recorded step: loss, LR and, per matrix and group, the cloud, displacement, freeze,
     gradient and Adam-step columns; per matrix the indicator AUCs; untied, the dead and live ||E - W||_F."""
-    recording = Recording(path)
+    recording = Recording(path).expect(config=expected_config)
     if "embeddings" not in recording.keys and "embeddings_E" not in recording.keys:
         raise AnalysisError(f"{recording.path}: no embeddings recorded; the analysis needs them")
     dead = dead_rows(recording)
@@ -149,11 +149,12 @@ def _matching(tied: Recording, untied: Recording) -> None:
             raise AnalysisError(f"{untied.path}: {name} differ from those of {tied.path}; the runs cannot be paired")
 
 
-def decomposition(tied_path: str | Path, untied_path: str | Path) -> pd.DataFrame:
+def decomposition(tied_path: str | Path, untied_path: str | Path, expected_config: dict | None = None) -> pd.DataFrame:
     """The linear decomposition test W1 = W2 + E2 on displacements from t=0: per step and row group,
     ||dW_tied - (dW_untied + dE_untied)||_F / ||dW_tied||_F, and the same residual for dW_untied alone and
     dE_untied alone (what the sum must beat to mean anything). NaN at step 0, where dW_tied = 0."""
-    tied, untied = Recording(tied_path).expect(tied=True), Recording(untied_path).expect(tied=False)
+    tied = Recording(tied_path).expect(tied=True, config=expected_config)
+    untied = Recording(untied_path).expect(tied=False, config=expected_config)
     _matching(tied, untied)
     dead = dead_rows(tied)
     first = {"tied": tied.record("embeddings", 0), "E": untied.record("embeddings_E", 0), "W": untied.record("embeddings_W", 0)}

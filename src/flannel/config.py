@@ -23,15 +23,31 @@ def validate(config: dict, schema: str | Path = SCHEMA, command_line: dict | Non
     from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate as snakemake_validate
 
+    with open(schema, encoding="utf-8") as handle:
+        spec = yaml.safe_load(handle)
     if command_line:
-        with open(schema, encoding="utf-8") as handle:
-            read_command_line_values(config, command_line, yaml.safe_load(handle))
+        read_command_line_values(config, command_line, spec)
     try:
         snakemake_validate(config, str(schema), set_default=True)
     except WorkflowError as error:
         raise ConfigError(_one_line(error)) from None
+    _check_integers(config, spec)
     _check_cross_keys(config)
     return config
+
+
+def _check_integers(value, schema: dict, path: str = "") -> None:
+    """JSON Schema counts 20.0 as an integer; a step count, seed or size must be one to the letter."""
+    kinds = schema.get("type", [])
+    if "integer" in (kinds if isinstance(kinds, list) else [kinds]) and isinstance(value, float):
+        raise ConfigError(f"config key '{path}': {value!r} is not an integer (write {int(value)})"
+                          if value.is_integer() else f"config key '{path}': {value!r} is not an integer")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_integers(item, schema.get("properties", {}).get(key, {}), f"{path}.{key}".lstrip("."))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_integers(item, schema.get("items", {}), f"{path}.{index}")
 
 
 def read_command_line_values(config: dict, given: dict, schema: dict) -> None:
@@ -117,7 +133,10 @@ def _check_cross_keys(config: dict) -> None:
             f"config key 'runs.reference_seed': {runs['reference_seed']} is not one of the tied seeds {runs['tied']}"
         )
     for key in ("corpus", "tokenizer", "tokenizer_corpus"):
-        _check_file(config["data"][key], f"data.{key}")
+        path = config["data"][key]
+        if path and ("{" in path or "}" in path):
+            raise ConfigError(f"config key 'data.{key}': {path}: braces in a path are not allowed (Snakemake reads them as wildcards)")
+        _check_file(path, f"data.{key}")
     for key in ("legacy_flannel1", "legacy_flannel3", "legacy_masks"):
         _check_file(config["sanity"][key], f"sanity.{key}")
     warmup = config["sanity"]["replica_warmup_seed"]

@@ -36,12 +36,15 @@ def read_corpus(path: str | Path) -> str:
 
 
 def train_tokenizer(corpus_path: str | Path, vocab_size: int):
-    """A character-level BPE (Metaspace pre-tokenizer, [UNK] for unseen characters) trained to vocab_size."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    """A character-level BPE (Metaspace pre-tokenizer, [UNK] for unseen characters) trained to vocab_size.
+    Line breaks are read as spaces (a normalizer in the tokenizer itself), on purpose: the notebooks'
+    whitespace pre-tokenizer dropped them too, and otherwise every one would encode as [UNK]."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
     if vocab_size <= len(SPECIAL_TOKENS):
         raise DataError(f"config key 'model.vocab_size': {vocab_size} leaves no room beside the special tokens {SPECIAL_TOKENS}")
     tokenizer = Tokenizer(models.BPE(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.Replace("\n", " ")
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
     tokenizer.decoder = decoders.Metaspace()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False)
@@ -120,8 +123,10 @@ def load_masks(path: str | Path) -> dict[str, torch.Tensor]:
     return masks
 
 
-def token_stats(corpus_path: str | Path, ids: np.ndarray, batch_size: int, seq_len: int, steps: int) -> dict:
-    """Sizes, and how much of the data the configured steps see. The notebooks' "epochs" counted
+def token_stats(corpus_path: str | Path, ids: np.ndarray, batch_size: int, seq_len: int, steps: int,
+                unk_id: int | None = None) -> dict:
+    """Sizes, the share of tokens that are the tokenizer's unknown token (`unk_id`; text it could not
+    encode), and how much of the data the configured steps see. The notebooks' "epochs" counted
     tokens / (batch x seq_len) while sampling a window at every offset; the honest coverage is the
     fraction of distinct windows drawn."""
     text = read_corpus(corpus_path)
@@ -133,6 +138,8 @@ def token_stats(corpus_path: str | Path, ids: np.ndarray, batch_size: int, seq_l
         "megabytes": round(n_bytes / 2**20, 3),
         "characters": len(text),
         "tokens": n_tokens,
+        "unk_tokens": int((ids == unk_id).sum()) if unk_id is not None else 0,
+        "unk_share": round(float((ids == unk_id).mean()), 6) if unk_id is not None and n_tokens else 0.0,
         "training_windows": windows,
         "tokens_per_step": tokens_per_step,
         "steps": steps,

@@ -17,9 +17,17 @@ def atomic_output(path: str | Path):
     partial = path.with_name(path.name + ".partial")
     try:
         yield partial
+        # Some writers (safetensors) create their file 0600; every output gets the mode of a new file.
+        os.chmod(partial, 0o666 & ~_umask())
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_text(path: str | Path, text: str) -> None:

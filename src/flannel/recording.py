@@ -57,9 +57,10 @@ class StreamingSafetensors:
             self._write_header()
             # Reserve every byte now, so a disk too small fails here, before any training, not hours in.
             os.posix_fallocate(self.fd, 0, self.data_start + self.data_size)
-        except OSError as error:
+        except (OSError, OverflowError) as error:
             self.abort()
-            raise RecordingError(f"{self.partial}: cannot reserve {self.data_start + self.data_size} bytes ({error.strerror})") from None
+            reason = getattr(error, "strerror", None) or str(error)
+            raise RecordingError(f"{self.partial}: cannot reserve {self.data_start + self.data_size} bytes ({reason})") from None
 
     def _header_json(self) -> bytes:
         return json.dumps({"__metadata__": self.metadata, **self.entries}, separators=(",", ":"), sort_keys=False).encode()

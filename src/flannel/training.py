@@ -45,8 +45,11 @@ class Run:
 
 
 def pick_device(name: str) -> torch.device:
+    available = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available(), "cpu": True}
     if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+        name = next(device for device, present in available.items() if present)
+    if not available[name]:
+        raise ConfigError(f"config key 'training.device': {name} is not available on this machine")
     return torch.device(name)
 
 
