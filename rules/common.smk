@@ -95,7 +95,7 @@ def sanity_targets():
 
 
 def figure_targets():
-    return [f"results/figures/{name}.png" for name in flannel.figures.drawable(RUNS)]
+    return [f"results/figures/{name}.png" for name in flannel.figures.drawable(RUNS, config["recording"]["quantities"])]
 
 
 def figure_inputs():
@@ -122,7 +122,7 @@ def figure_outputs():
             category=flannel.figures.FIGURES[name].category,
             labels={"figure": name.split("_")[0], "shows": flannel.figures.FIGURES[name].shows},
         )
-        for name in flannel.figures.drawable(RUNS)
+        for name in flannel.figures.drawable(RUNS, config["recording"]["quantities"])
     }
 
 

@@ -182,3 +182,38 @@ def test_an_unavailable_device_is_one_line_naming_the_key():
         pytest.skip("this machine has a GPU")
     with pytest.raises(ConfigError, match=r"config key 'training.device': cuda is not available on this machine"):
         pick_device("cuda")
+
+
+def test_a_config_that_records_no_embeddings_is_refused():
+    from flannel.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"config key 'recording.quantities': \[\] lacks embeddings"):
+        tiny_config(recording={"quantities": []})
+    with pytest.raises(ConfigError, match=r"lacks embeddings"):
+        tiny_config(recording={"quantities": ["grads", "logits"]})
+
+
+def test_figures_follow_what_the_config_records_and_stale_ones_go(tmp_path):
+    from flannel import figures
+
+    runs = {"tied": [42], "untied": [], "reference_seed": 42}
+    assert figures.drawable(runs, ["embeddings"]) == ["a_dead_cloud", "b_fraction_moved", "c_loss", "e_displacements",
+                                                     "g_pca", "h_indicators"]
+    assert "i_gradients" in figures.drawable(runs, ["embeddings", "grads", "momentum", "variance"])
+    for name in ("a_dead_cloud", "d_e_minus_w", "f_decomposition"):
+        (tmp_path / f"{name}.png").write_bytes(b"png")
+    (tmp_path / "mine.png").write_bytes(b"a user's file")
+    assert figures.remove_stale([tmp_path / "a_dead_cloud.png"]) == [tmp_path / "d_e_minus_w.png", tmp_path / "f_decomposition.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_dead_cloud.png", "mine.png"]
+
+
+def test_a_killed_warm_up_is_cleared_by_the_next_replica(tiny_data, tmp_path):
+    from flannel.training import Run, train_replica
+
+    out = tmp_path / "tied" / "seed42.safetensors"
+    leftover = out.with_name(".warmup-seed42")
+    leftover.mkdir(parents=True)
+    (leftover / "warmup.safetensors.partial").write_bytes(b"\0" * 1000)  # what SIGKILL leaves
+    train_replica(tiny_config(training={"steps": 2}), Run("tied", 42), tiny_data["ids"], tiny_data["masks"], out,
+                  warmup_seed=43)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["seed42.safetensors"]

@@ -126,6 +126,9 @@ def _check_cross_keys(config: dict) -> None:
         raise ConfigError(f"config key 'training.warmup_steps': {training['warmup_steps']} exceeds training.steps")
     if training["param_dtype"] == "float32" and training["compute_dtype"] == "bfloat16":
         raise ConfigError("config key 'training.compute_dtype': bfloat16 compute needs param_dtype bfloat16")
+    if "embeddings" not in recording["quantities"]:
+        raise ConfigError(f"config key 'recording.quantities': {recording['quantities']} lacks embeddings, which every "
+                          "analysis and check reads")
     if not runs["tied"] and not runs["untied"]:
         raise ConfigError("config key 'runs': no run listed (runs.tied and runs.untied are both empty)")
     if runs["reference_seed"] not in runs["tied"]:

@@ -17,6 +17,7 @@ class Figure:
     shows: str  # the report's label
     function: str  # the flannel.plots function that draws it
     needs: str = ""  # "untied": an untied run; "pair": a seed trained both tied and untied; "": nothing more
+    quantities: tuple[str, ...] = ("embeddings",)  # the recorded matrices it draws from
 
 
 FIGURES = {
@@ -28,7 +29,8 @@ FIGURES = {
     "f_decomposition": Figure("Tied vs untied", "W1 = W2 + E2 decomposition", "decomposition_residuals", needs="pair"),
     "g_pca": Figure("Dead-cloud geometry", "PCA of W at a few steps", "pca"),
     "h_indicators": Figure("Under-trained-token indicators", "Land & Bartolo indicators, ROC AUC", "indicators"),
-    "i_gradients": Figure("Freeze and optimisation", "gradients and Adam steps, dead vs live", "gradients"),
+    "i_gradients": Figure("Freeze and optimisation", "gradients and Adam steps, dead vs live", "gradients",
+                          quantities=("grads", "momentum", "variance")),
 }
 
 
@@ -37,10 +39,21 @@ def paired_seeds(runs: dict) -> list[int]:
     return [seed for seed in runs["tied"] if seed in runs["untied"]]
 
 
-def drawable(runs: dict) -> list[str]:
-    """The figures the config's runs can draw."""
+def drawable(runs: dict, quantities) -> list[str]:
+    """The figures the config's runs and recorded quantities can draw."""
     have = {"": True, "untied": bool(runs["untied"]), "pair": bool(paired_seeds(runs))}
-    return [name for name, figure in FIGURES.items() if have[figure.needs]]
+    return [name for name, figure in FIGURES.items() if have[figure.needs] and set(figure.quantities) <= set(quantities)]
+
+
+def remove_stale(drawn: list[str | Path]) -> list[Path]:
+    """Remove, beside the figures just drawn, any registered figure the config no longer draws (say, the
+    tied/untied figures after untied runs left the config), so none passes for a current one."""
+    folder = Path(drawn[0]).parent
+    current = {Path(path).name for path in drawn}
+    stale = [folder / f"{name}.png" for name in FIGURES if f"{name}.png" not in current and (folder / f"{name}.png").exists()]
+    for path in stale:
+        path.unlink()
+    return stale
 
 
 def draw(name: str, inputs: dict, settings: dict, output: str | Path) -> None:

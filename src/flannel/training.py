@@ -14,7 +14,7 @@ import logging
 import math
 import os
 import platform
-import tempfile
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -246,8 +246,13 @@ def train_replica(config: dict, run: Run, token_ids: torch.Tensor, masks: dict, 
     if warmup_seed == run.seed:
         raise ConfigError(f"config key 'sanity.replica_warmup_seed': {warmup_seed} is the replica's own seed")
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".warmup-") as scratch:
-        train_run(config, Run(run.tying, warmup_seed), token_ids, masks, Path(scratch) / "warmup.safetensors",
+    # A fixed name, cleared first: a warm-up killed mid-run (its file reserved at full size) is not left behind.
+    scratch = out_path.with_name(f".warmup-{out_path.stem}")
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    try:
+        train_run(config, Run(run.tying, warmup_seed), token_ids, masks, scratch / "warmup.safetensors",
                   token_ids_sha256=token_ids_sha256)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return train_run(config, run, token_ids, masks, out_path, token_ids_sha256=token_ids_sha256)

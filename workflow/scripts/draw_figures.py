@@ -12,3 +12,5 @@ with script_logging(snakemake.log[0]) as log:
     for name, output in snakemake.output.items():
         figures.draw(name, inputs, settings, output)
         log.info("drew %s", output)
+    for path in figures.remove_stale(list(snakemake.output)):
+        log.info("removed %s: this config does not draw it", path)
