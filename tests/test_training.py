@@ -170,3 +170,34 @@ def test_cores_1_and_cores_2_give_the_same_run_bytes(workflow_run, workflow_run_
     for name in ("tied/seed42", "tied/seed43", "untied/seed42"):
         path = f"results/runs/{name}.safetensors"
         assert (workflow_run / path).read_bytes() == (workflow_run_serial / path).read_bytes(), name
+
+
+def _write_records(path, background: bool) -> bytes:
+    from flannel.recording import StreamingSafetensors
+
+    g = torch.Generator().manual_seed(0)
+    specs = {"embeddings": (torch.bfloat16, (5, 7, 3)), "losses": (torch.float32, (5,))}
+    writer = StreamingSafetensors(path, specs, {"k": "v"}, background=background)
+    for index in range(5):
+        weights = torch.randn(7, 3, generator=g)
+        writer.write("embeddings", weights, index)  # float32 in, bf16 stored: the cast happens in either path
+        weights.zero_()  # the caller reuses its buffer at once; the background copy must not see that
+        writer.write("losses", torch.tensor(float(index)), index)
+    writer.finish({})
+    return path.read_bytes()
+
+
+def test_background_writes_give_the_bytes_of_writing_in_line(tmp_path):
+    assert _write_records(tmp_path / "bg.safetensors", True) == _write_records(tmp_path / "inline.safetensors", False)
+
+
+def test_an_error_on_the_writer_thread_reaches_the_training_thread():
+    from flannel.recording import BackgroundWriter
+
+    def full_disk(data, offset):
+        raise RecordingError("run.safetensors.partial: cannot write the recording (No space left on device)")
+
+    writer = BackgroundWriter(full_disk, depth=2)
+    writer.put(torch.zeros(4), None, 0)
+    with pytest.raises(RecordingError, match="No space left on device"):
+        writer.close()

@@ -113,7 +113,7 @@ def worker_train_run(args, name: str, ids, out_folder: Path) -> dict:
     config["model"].update(model_config(args))
     config["training"].update({"steps": args.steps, "batch_size": args.batch, "seq_len": args.seq_len,
                                "objective": "skip_one", "param_dtype": param_dtype, "compute_dtype": compute_dtype,
-                               "device": "cpu", "threads": args.threads, "log_every": 1,
+                               "device": args.device, "threads": args.threads, "log_every": 1,
                                "portable_numerics": portable(name)})
     config["recording"].update({"record_every": 1 if recording == "every" else args.steps, "rows": "all"})
     config = flannel_config.validate(config)
@@ -221,7 +221,7 @@ def measure(args, name: str, steps: int, ids_path: Path) -> dict:
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--token-ids", str(ids_path),
                "--steps", str(steps)] + [f"--{k.replace('_', '-')}={getattr(args, k)}" for k in
                                          ("vocab", "n_embd", "n_layer", "n_head", "seq_len", "batch", "seed", "tying",
-                                          "threads", "workdir")]
+                                          "threads", "workdir", "device")]
     env = {key: value for key, value in os.environ.items() if key not in PORTABLE_ENVIRONMENT}
     env.update({"PYTHONPATH": str(ROOT / "src"), "TRANSFORMERS_VERBOSITY": "error"})
     done = subprocess.run(command, capture_output=True, text=True, env=env)
@@ -246,6 +246,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--tying", choices=["tied", "untied"], default="untied")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (flannel's default: 1)")
+    parser.add_argument("--device", choices=["cpu", "cuda", "mps"], default="cpu",
+                        help="device of the train_run rows (the portable kernels pin CPU kernels only)")
     parser.add_argument("--only", default=",".join(CONFIGS), help="comma-separated subset of " + ",".join(CONFIGS))
     parser.add_argument("--corpus", help="model corpus (default: the embedded demo corpus)")
     parser.add_argument("--tokenizer", help="tokenizers JSON (default: a BPE trained here)")
@@ -280,7 +282,7 @@ def main(argv=None) -> int:
         print(f"  RSS check fast_rec {steps} steps: {rss_runs[steps]}", file=sys.stderr, flush=True)
 
     print(f"config: V={args.vocab} n_embd={args.n_embd} n_layer={args.n_layer} n_head={args.n_head} "
-          f"seq_len={args.seq_len} batch={args.batch} {args.tying}, cpu, {args.threads} thread(s); {args.steps} steps "
+          f"seq_len={args.seq_len} batch={args.batch} {args.tying}, {args.device}, {args.threads} thread(s); {args.steps} steps "
           f"(rates over steps 2..{args.steps}); median of {args.repeats}; 1-min load at the end {os.getloadavg()[0]:.2f}")
     print(f"{'configuration':<58} {'steps/s':>7} {'(min-max)':>11} {'steps/CPU-s':>11} {'peak RSS MB':>11}")
     rows = {name: results[name] for name in names}

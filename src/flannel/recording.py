@@ -1,7 +1,10 @@
 """A safetensors file written while training runs, and lazy, checked reads of it.
 
 The shapes of every recorded tensor are known before step 1, so the header is written first and each record
-is placed at its offset with pwrite; nothing accumulates in RAM. The file lives under `<name>.partial` with
+is placed at its offset with pwrite; nothing accumulates in RAM. The writes run on a thread of their own, so
+the next training step computes while a record goes to disk (on a GPU the copy off the device is
+asynchronous too, into pinned memory); at most two records' worth of writes wait, and the bytes are those of
+writing in line. The file lives under `<name>.partial` with
 `complete: false` in its metadata until the last record is in, then the header is rewritten in place (same
 reserved length) with the final state digest and `complete: true`, and the file is renamed onto its path.
 """
@@ -10,7 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import struct
+import threading
 from pathlib import Path
 
 import torch
@@ -35,7 +40,8 @@ def matrix_keys(tied: bool, quantities) -> list[str]:
 class StreamingSafetensors:
     """Write a safetensors file whose tensors are filled in piece by piece, at known offsets."""
 
-    def __init__(self, path: str | Path, specs: dict[str, tuple[torch.dtype, tuple[int, ...]]], metadata: dict[str, str]):
+    def __init__(self, path: str | Path, specs: dict[str, tuple[torch.dtype, tuple[int, ...]]], metadata: dict[str, str],
+                 background: bool = False):
         self.path = Path(path)
         self.partial = self.path.with_name(self.path.name + ".partial")
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,6 +67,7 @@ class StreamingSafetensors:
             self.abort()
             reason = getattr(error, "strerror", None) or str(error)
             raise RecordingError(f"{self.partial}: cannot reserve {self.data_start + self.data_size} bytes ({reason})") from None
+        self.writer = BackgroundWriter(self._pwrite, depth=2 * len(specs)) if background else None
 
     def _header_json(self) -> bytes:
         return json.dumps({"__metadata__": self.metadata, **self.entries}, separators=(",", ":"), sort_keys=False).encode()
@@ -81,16 +88,21 @@ class StreamingSafetensors:
         """Write a whole tensor, or slice `index` of its first dimension."""
         dtype, shape = self.specs[name]
         expected = tuple(shape if index is None else shape[1:])
-        tensor = tensor.detach().to("cpu", dtype).contiguous()
         if tuple(tensor.shape) != expected:
             raise RecordingError(f"{self.partial}: {name} got shape {tuple(tensor.shape)}, expected {expected}")
         begin = self.entries[name]["data_offsets"][0]
         if index is not None:
             begin += index * tensor.numel() * _itemsize(dtype)
-        self._pwrite(_bytes(tensor), self.data_start + begin)
+        if self.writer is None:
+            self._pwrite(_bytes(tensor.detach().to("cpu", dtype).contiguous()), self.data_start + begin)
+        else:
+            self.writer.put(*_host_copy(tensor, dtype), self.data_start + begin)
 
     def finish(self, metadata: dict[str, str]) -> None:
-        """Rewrite the header with the final metadata, flush, and rename onto the final path."""
+        """Wait for the pending writes, rewrite the header with the final metadata, flush, and rename onto the
+        final path."""
+        if self.writer is not None:
+            self.writer.close()
         self.metadata.update(metadata)
         self._write_header()
         try:
@@ -102,10 +114,63 @@ class StreamingSafetensors:
         os.replace(self.partial, self.path)
 
     def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.close(raise_error=False)
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
         self.partial.unlink(missing_ok=True)
+
+
+class BackgroundWriter:
+    """Writes (bytes, offset) on a thread, in the order given. `put` blocks while `depth` writes wait, so
+    memory stays bounded; an error on the thread is raised by the next `put` or by `close`."""
+
+    def __init__(self, write, depth: int):
+        self.write, self.error = write, None
+        self.pending = queue.Queue(maxsize=depth)
+        self.thread = threading.Thread(target=self._run, name="recording-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (item := self.pending.get()) is not None:
+            host, ready, offset = item
+            if self.error is None:
+                try:
+                    if ready is not None:
+                        ready.synchronize()
+                    self.write(_bytes(host), offset)
+                except BaseException as error:  # handed to the training thread, which raises it
+                    self.error = error
+
+    def put(self, host: torch.Tensor, ready, offset: int) -> None:
+        self._raise()
+        self.pending.put((host, ready, offset))
+
+    def close(self, raise_error: bool = True) -> None:
+        if self.thread.is_alive():
+            self.pending.put(None)
+            self.thread.join()
+        if raise_error:
+            self._raise()
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
+def _host_copy(tensor: torch.Tensor, dtype: torch.dtype):
+    """A host copy of `tensor` in `dtype` that later steps cannot change, and (on a GPU) the event that
+    marks it complete: the copy runs asynchronously into pinned memory."""
+    tensor = tensor.detach()
+    if tensor.device.type == "cuda":
+        source = tensor.to(dtype).contiguous()
+        host = torch.empty(source.shape, dtype=dtype, pin_memory=True)
+        host.copy_(source, non_blocking=True)
+        ready = torch.cuda.Event()
+        ready.record()
+        return host, ready
+    return tensor.to("cpu", dtype, copy=True).contiguous(), None
 
 
 def _itemsize(dtype: torch.dtype) -> int:
@@ -259,7 +324,7 @@ class RunRecorder:
         for name, value in scalars.items():
             specs[name] = (value.dtype, tuple(value.shape))
         metadata = {**metadata, "format": FORMAT, "complete": "false", "state_sha256_final": "0" * 64}
-        self.file = StreamingSafetensors(path, specs, metadata)
+        self.file = StreamingSafetensors(path, specs, metadata, background=True)
         for name, value in scalars.items():
             self.file.write(name, value)
         self.file.write("recorded_rows", rows)
