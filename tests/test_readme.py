@@ -1,0 +1,78 @@
+"""Every `snakemake` command the README shows, run as a dry run on a copy of the finished test workflow, does
+what its comment says. (The SLURM commands run for real in tests/slurm/; `--report` in the figures tests.)"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+
+import pytest
+from helpers import ROOT, snakemake
+
+COMMANDS = [line.split("  #")[0].strip() for block in re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+            for line in block.splitlines() if line.startswith("snakemake ")]
+
+
+def jobs_of(output: str) -> dict[str, int]:
+    if "Job stats:" not in output:
+        return {}
+    table = output.split("Job stats:", 1)[1].split("total", 1)[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, flags=re.MULTILINE)}
+
+
+@pytest.fixture(scope="module")
+def finished(workflow_run, tmp_path_factory):
+    copy = tmp_path_factory.mktemp("readme") / "wf"
+    shutil.copytree(workflow_run, copy, symlinks=True, ignore=shutil.ignore_patterns("locks", "incomplete"))
+    return copy
+
+
+def dry_run(workdir, command: str):
+    """The command with the test config and -n put first: later flags such as --forcerun take lists."""
+    words = shlex.split(command)
+    assert words[0] == "snakemake"
+    return snakemake(workdir, "--configfile", "config/test.yaml", "-n", *words[1:])
+
+
+def test_the_readme_shows_the_commands_tested_here():
+    shown = {c for c in COMMANDS if not any(flag in c for flag in ("--profile", "--report", "--list-changes"))}
+    assert shown == set(EXPECTED), sorted(shown ^ set(EXPECTED))
+
+
+EXPECTED = {
+    "snakemake --cores 1 results/runs/untied/seed42.safetensors": "nothing to do",
+    "snakemake --cores 1 results/runs/tied/seed43.safetensors --forcerun train": {"train": 1},
+    "snakemake -n": "nothing to do",
+    "snakemake --cores 2 --config training='{steps: 100}' runs='{tied: [42, 43], untied: [42], reference_seed: 42}'":
+        "retrains",
+    "snakemake --cores 1 --config figures='{dpi: 200}'": {"figures": 1, "all": 1},
+    "snakemake --cores 2 --configfile config/flannel.yaml --config data='{corpus: my/corpus.txt, tokenizer: my/tokenizer.json}'":
+        "notebook scale",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", sorted(EXPECTED))
+def test_each_readme_command_does_what_it_says(finished, command):
+    expected = EXPECTED[command]
+    if expected == "notebook scale":
+        for name in ("corpus.txt", "tokenizer.json"):
+            (finished / "my").mkdir(exist_ok=True)
+            (finished / "my" / name).write_text("{}")
+    result = dry_run(finished, command)
+    jobs = jobs_of(result.stdout)
+    if expected == "nothing to do":
+        assert jobs == {}, jobs
+    elif expected == "retrains":
+        assert jobs["train"] == 3 and jobs["replica"] == 2, jobs
+    elif expected == "notebook scale":
+        assert jobs["train"] == 11 and "train_tokenizer" not in jobs, jobs  # Flannel 3's ten seeds and Flannel 2
+    else:
+        assert jobs == expected, jobs
+
+
+@pytest.mark.slow
+def test_list_changes_code_lists_nothing_on_a_finished_run(finished):
+    result = snakemake(finished, "--configfile", "config/test.yaml", "--list-changes", "code")
+    assert not [line for line in result.stdout.splitlines() if line.startswith("results/")]
