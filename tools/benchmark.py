@@ -93,6 +93,8 @@ class _StepClock(logging.Handler):
         self.first = self.last = None
 
     def emit(self, record):
+        if record.funcName != "_log_progress":  # the per-step progress lines only
+            return
         now = (time.perf_counter(), time.process_time())
         if record.args[2] == 1:
             self.first = now
