@@ -20,6 +20,12 @@ from flannel.training import Run, train_run
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def python_env() -> dict[str, str]:
+    """The environment of a Python subprocess: this checkout's package and test helpers first (never whatever
+    checkout an editable install points at)."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests")])}
+
+
 def tiny_config(**overrides) -> dict:
     """config/test.yaml, validated, with section-level overrides: tiny_config(training={"steps": 4})."""
     config = flannel_config.load(ROOT / "config" / "test.yaml")

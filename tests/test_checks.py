@@ -226,3 +226,15 @@ def test_report_files_are_relative_sorted_and_hash_what_they_list(tiny_data, tin
         text = path.read_text()
         assert "/tmp" not in text and str(tmp_path) not in text
     assert json.loads(out["json"].read_text())["passed"] is True
+
+
+def test_a_byte_flipped_in_place_fails_the_manifest_naming_the_tensor(tiny_data, tiny_runs, tmp_path):
+    """Same size, same layout, plausible values: only the header's per-tensor digests catch it."""
+    copy = tmp_path / "tied" / "seed43.safetensors"
+    copy.parent.mkdir()
+    shutil.copyfile(tiny_runs[("tied", 43)], copy)
+    flip_byte(copy, "momentum", 7)
+    made = report_for(tiny_data, {**tiny_runs, ("tied", 43): copy}, {})
+    manifest = made["checks"]["manifest"]
+    assert manifest["passed"] is False and "seed43.safetensors (CORRUPT: momentum)" in manifest["summary"]
+    assert {r["tensors"] for r in manifest["rows"] if not r["path"].endswith("seed43.safetensors")} == {"17 verified", "21 verified"}  # tied, untied: every tensor

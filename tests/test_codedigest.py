@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import ROOT
+from helpers import ROOT, python_env
 
 from flannel.codedigest import code_digest, script_modules
 
@@ -56,7 +56,8 @@ def test_derived_modules_cover_what_the_script_loads(script):
     imports = [ast.get_source_segment(script.read_text(), node) for node in ast.walk(ast.parse(script.read_text()))
                if isinstance(node, (ast.Import, ast.ImportFrom))]
     code = "\n".join(imports) + "\nimport sys, json\nprint(json.dumps(sorted(m for m in sys.modules if m.startswith('flannel'))))"
-    loaded = json.loads(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout)
+    loaded = json.loads(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                                       env=python_env()).stdout)
     loaded = {name.split(".")[1] if "." in name else "__init__" for name in loaded}
     assert loaded <= set(script_modules(script, PACKAGE)), script.name
 

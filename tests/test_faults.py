@@ -13,7 +13,7 @@ import time
 import pytest
 import yaml
 
-from helpers import ROOT, copy_repo, snakemake, tiny_config, train_tiny
+from helpers import ROOT, copy_repo, python_env, snakemake, tiny_config, train_tiny
 from flannel.recording import Recording, RecordingError
 
 
@@ -54,7 +54,7 @@ def _train_with_file_size_limit(tiny_data, out, limit_bytes):
     """A training process that may not write a file larger than limit_bytes: the disk-full stand-in."""
     folder = tiny_data["folder"]
     code = (
-        "import sys; sys.path.insert(0, sys.argv[1] + '/tests');"
+        "import sys;"
         "from flannel.numerics import pin_cpu_kernels; pin_cpu_kernels(True); import torch;"
         "from helpers import tiny_config; from flannel.training import Run, train_run; from flannel.logs import script_logging;"
         "from safetensors.torch import load_file; from safetensors.numpy import load_file as load_np;"
@@ -69,7 +69,7 @@ def _train_with_file_size_limit(tiny_data, out, limit_bytes):
 
     return subprocess.run([sys.executable, "-c", code, str(ROOT), str(folder / "token_ids.safetensors"),
                            str(folder / "live_dead_tokens.safetensors"), str(out)],
-                          preexec_fn=limit, capture_output=True, text=True)
+                          preexec_fn=limit, capture_output=True, text=True, env=python_env())
 
 
 def test_disk_full_fails_before_training_with_the_file_named_and_no_partial_file(tiny_data, tmp_path):

@@ -10,7 +10,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from helpers import ROOT, train_tiny, tiny_config
+from helpers import ROOT, python_env, tiny_config, train_tiny
 from flannel.model import build_model, parameter_counts
 from flannel.recording import Recording, RecordingError
 from flannel.training import TrainingError
@@ -120,7 +120,7 @@ def test_a_rerun_and_a_run_after_other_seeds_give_the_same_bytes(tiny_runs, tiny
 
 def test_a_fresh_process_gives_the_same_bytes(tiny_runs, tiny_data, tmp_path):
     code = (
-        "import sys; sys.path.insert(0, sys.argv[1] + '/tests');"
+        "import sys;"
         "from flannel.numerics import pin_cpu_kernels; pin_cpu_kernels(True); import torch;"
         "from helpers import tiny_config; from flannel.training import Run, train_run;"
         "from safetensors.torch import load_file; from safetensors.numpy import load_file as load_np;"
@@ -130,7 +130,8 @@ def test_a_fresh_process_gives_the_same_bytes(tiny_runs, tiny_data, tmp_path):
     out = tmp_path / "fresh.safetensors"
     folder = tiny_data["folder"]
     subprocess.run([sys.executable, "-c", code, str(ROOT), str(folder / "token_ids.safetensors"),
-                    str(folder / "live_dead_tokens.safetensors"), str(out)], check=True, capture_output=True)
+                    str(folder / "live_dead_tokens.safetensors"), str(out)], check=True, capture_output=True,
+                   env=python_env())
     assert out.read_bytes() == tiny_runs[("untied", 42)].read_bytes()
 
 
@@ -194,10 +195,10 @@ def test_background_writes_give_the_bytes_of_writing_in_line(tmp_path):
 def test_an_error_on_the_writer_thread_reaches_the_training_thread():
     from flannel.recording import BackgroundWriter
 
-    def full_disk(data, offset):
+    def full_disk(name, host, offset):
         raise RecordingError("run.safetensors.partial: cannot write the recording (No space left on device)")
 
     writer = BackgroundWriter(full_disk, depth=2)
-    writer.put(torch.zeros(4), None, 0)
+    writer.put("losses", torch.zeros(4), None, 0)
     with pytest.raises(RecordingError, match="No space left on device"):
         writer.close()

@@ -17,8 +17,8 @@ import torch
 
 from .errors import RecordingError, SanityError
 from .metrics import cloud
-from .outputs import display, sha256_file
-from .recording import Recording
+from .outputs import display
+from .recording import Recording, tensor_digests
 
 CHECKS = {  # name: (number, title)
     "dead_indices": (1, "Dead indices equal the canonical masks"),
@@ -389,6 +389,17 @@ def check_replicas(pairs: dict[str, tuple[Recording, Recording]], labels: dict[s
 
 
 def check_manifest(paths, root=".") -> dict:
-    rows = sorted(({"path": display(p, root), "bytes": Path(p).stat().st_size, "sha256": sha256_file(p)} for p in paths),
-                  key=lambda r: r["path"])
-    return _entry("manifest", True, f"{len(rows)} run files, {sum(r['bytes'] for r in rows)} bytes", rows)
+    """Path, size and SHA-256 of every file, and its tensors checked against the digests its header names
+    (a byte flipped in place leaves a file of the right size and layout: only this finds it)."""
+    rows = []
+    for path in paths:
+        whole, found, named = tensor_digests(path)
+        corrupt = sorted(name for name in named if found.get(name) != named[name])
+        rows.append({"path": display(path, root), "bytes": Path(path).stat().st_size, "sha256": whole,
+                     "tensors": "no digests in its header" if not named else
+                     f"CORRUPT: {', '.join(corrupt)}" if corrupt else f"{len(named)} verified"})
+    rows.sort(key=lambda r: r["path"])
+    bad = [f"{r['path']} ({r['tensors']})" for r in rows if r["tensors"].startswith("CORRUPT")]
+    summary = f"{len(rows)} run files, {sum(r['bytes'] for r in rows)} bytes" + (
+        f"; tensors differ from their header's digests: {'; '.join(bad)}" if bad else ", every tensor matches its digest")
+    return _entry("manifest", not bad, summary, rows)

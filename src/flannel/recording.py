@@ -11,6 +11,7 @@ reserved length) with the final state digest and `complete: true`, and the file 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import queue
@@ -38,7 +39,9 @@ def matrix_keys(tied: bool, quantities) -> list[str]:
 
 
 class StreamingSafetensors:
-    """Write a safetensors file whose tensors are filled in piece by piece, at known offsets."""
+    """Write a safetensors file whose tensors are filled in piece by piece, at known offsets. Each tensor is
+    written front to back, so its SHA-256 is taken on the way and stored in the header (`tensor_sha256`),
+    where a reader can check the bytes (`tensor_digests`)."""
 
     def __init__(self, path: str | Path, specs: dict[str, tuple[torch.dtype, tuple[int, ...]]], metadata: dict[str, str],
                  background: bool = False):
@@ -54,10 +57,13 @@ class StreamingSafetensors:
             self.entries[name] = {"dtype": _SAFETENSORS_DTYPES[dtype], "shape": list(shape), "data_offsets": [offset, offset + size]}
             offset += size
         self.specs, self.data_size = specs, offset
-        self.metadata = dict(metadata)
+        self.digests = {name: hashlib.sha256() for name in specs}
+        self.written = {name: self.entries[name]["data_offsets"][0] for name in specs}  # next offset of each tensor
+        # Placeholders as long as the final digests, so the header keeps its reserved length.
+        self.metadata = {**metadata, "tensor_sha256": _digest_json(dict.fromkeys(specs, "0" * 64))}
         self.header_size = _round8(len(self._header_json()) + _HEADER_SLACK)
         self.data_start = 8 + self.header_size
-        self.fd = None
+        self.fd, self.writer = None, None
         try:
             self.fd = os.open(self.partial, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
             self._write_header()
@@ -67,7 +73,7 @@ class StreamingSafetensors:
             self.abort()
             reason = getattr(error, "strerror", None) or str(error)
             raise RecordingError(f"{self.partial}: cannot reserve {self.data_start + self.data_size} bytes ({reason})") from None
-        self.writer = BackgroundWriter(self._pwrite, depth=2 * len(specs)) if background else None
+        self.writer = BackgroundWriter(self._store, depth=2 * len(specs)) if background else None
 
     def _header_json(self) -> bytes:
         return json.dumps({"__metadata__": self.metadata, **self.entries}, separators=(",", ":"), sort_keys=False).encode()
@@ -94,9 +100,18 @@ class StreamingSafetensors:
         if index is not None:
             begin += index * tensor.numel() * _itemsize(dtype)
         if self.writer is None:
-            self._pwrite(_bytes(tensor.detach().to("cpu", dtype).contiguous()), self.data_start + begin)
+            self._store(name, tensor.detach().to("cpu", dtype).contiguous(), begin)
         else:
-            self.writer.put(*_host_copy(tensor, dtype), self.data_start + begin)
+            self.writer.put(name, *_host_copy(tensor, dtype), begin)
+
+    def _store(self, name: str, host: torch.Tensor, begin: int) -> None:
+        """Write `host` at data offset `begin` of tensor `name`, which must be where that tensor goes on."""
+        if begin != self.written[name]:
+            raise RecordingError(f"{self.partial}: {name} written out of order (at {begin}, next is {self.written[name]})")
+        data = _bytes(host)
+        self.digests[name].update(data)
+        self._pwrite(data, self.data_start + begin)
+        self.written[name] += len(data)
 
     def finish(self, metadata: dict[str, str]) -> None:
         """Wait for the pending writes, rewrite the header with the final metadata, flush, and rename onto the
@@ -104,6 +119,7 @@ class StreamingSafetensors:
         if self.writer is not None:
             self.writer.close()
         self.metadata.update(metadata)
+        self.metadata["tensor_sha256"] = _digest_json({name: digest.hexdigest() for name, digest in self.digests.items()})
         self._write_header()
         try:
             os.fsync(self.fd)
@@ -123,7 +139,7 @@ class StreamingSafetensors:
 
 
 class BackgroundWriter:
-    """Writes (bytes, offset) on a thread, in the order given. `put` blocks while `depth` writes wait, so
+    """Writes (name, tensor, offset) on a thread, in the order given. `put` blocks while `depth` writes wait, so
     memory stays bounded; an error on the thread is raised by the next `put` or by `close`."""
 
     def __init__(self, write, depth: int):
@@ -134,18 +150,18 @@ class BackgroundWriter:
 
     def _run(self) -> None:
         while (item := self.pending.get()) is not None:
-            host, ready, offset = item
+            name, host, ready, offset = item
             if self.error is None:
                 try:
                     if ready is not None:
                         ready.synchronize()
-                    self.write(_bytes(host), offset)
+                    self.write(name, host, offset)
                 except BaseException as error:  # handed to the training thread, which raises it
                     self.error = error
 
-    def put(self, host: torch.Tensor, ready, offset: int) -> None:
+    def put(self, name: str, host: torch.Tensor, ready, offset: int) -> None:
         self._raise()
-        self.pending.put((host, ready, offset))
+        self.pending.put((name, host, ready, offset))
 
     def close(self, raise_error: bool = True) -> None:
         if self.thread.is_alive():
@@ -171,6 +187,34 @@ def _host_copy(tensor: torch.Tensor, dtype: torch.dtype):
         ready.record()
         return host, ready
     return tensor.to("cpu", dtype, copy=True).contiguous(), None
+
+
+def _digest_json(digests: dict[str, str]) -> str:
+    return json.dumps(digests, sort_keys=True, separators=(",", ":"))
+
+
+def tensor_digests(path: str | Path) -> tuple[str, dict[str, str], dict[str, str]]:
+    """One sequential read of a safetensors file: the SHA-256 of the whole file, of each tensor's bytes, and
+    the per-tensor digests its header names (empty for a file that names none, such as the notebooks')."""
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+        (header_size,) = struct.unpack("<Q", head)
+        header_bytes = handle.read(header_size)
+        header = json.loads(header_bytes)
+        whole = hashlib.sha256(head + header_bytes)
+        tensors = sorted(((entry["data_offsets"], name) for name, entry in header.items() if name != "__metadata__"))
+        found, position = {}, 0
+        for (begin, end), name in tensors:
+            digest = hashlib.sha256()
+            gap = handle.read(begin - position)  # none in a well-formed file
+            whole.update(gap)
+            for block in iter(lambda: handle.read(min(1 << 20, end - handle.tell() + 8 + header_size)), b""):
+                whole.update(block)
+                digest.update(block)
+            found[name], position = digest.hexdigest(), end
+        whole.update(handle.read())
+    named = json.loads(header.get("__metadata__", {}).get("tensor_sha256", "{}"))
+    return whole.hexdigest(), found, named
 
 
 def _itemsize(dtype: torch.dtype) -> int:

@@ -10,7 +10,8 @@ def write_report(report: dict, json_path, md_path, manifest_path) -> None:
     write_json(json_path, report)
     write_text(md_path, markdown(report))
     rows = report["checks"]["manifest"]["rows"] + report.get("legacy", {}).get("checks", {}).get("manifest", {}).get("rows", [])
-    write_tsv(manifest_path, sorted(rows, key=lambda r: r["path"]))
+    columns = ("path", "bytes", "sha256")
+    write_tsv(manifest_path, [{c: r[c] for c in columns} for r in sorted(rows, key=lambda r: r["path"])])
 
 
 def _cell(value) -> str:
