@@ -9,8 +9,6 @@ rule analyse_run:
         run="results/runs/{tying}/seed{seed}.safetensors",
     output:
         "results/analysis/{tying}/seed{seed}.tsv",
-    params:
-        code=code_digest("analyse_run.py"),
     log:
         "logs/analysis/{tying}/seed{seed}.log",
     benchmark:
@@ -18,6 +16,8 @@ rule analyse_run:
     localrule: True
     conda:
         "../envs/flannel.yaml"
+    params:
+        code=code_digest("analyse_run.py"),
     script:
         "../workflow/scripts/analyse_run.py"
 
@@ -28,8 +28,6 @@ rule decomposition:
         untied="results/runs/untied/seed{seed}.safetensors",
     output:
         "results/analysis/decomposition/seed{seed}.tsv",
-    params:
-        code=code_digest("decomposition.py"),
     log:
         "logs/analysis/decomposition/seed{seed}.log",
     benchmark:
@@ -37,6 +35,8 @@ rule decomposition:
     localrule: True
     conda:
         "../envs/flannel.yaml"
+    params:
+        code=code_digest("decomposition.py"),
     script:
         "../workflow/scripts/decomposition.py"
 
@@ -47,9 +47,6 @@ rule figures:
         **figure_inputs(),
     output:
         **figure_outputs(),
-    params:
-        settings=figure_settings(),
-        code=code_digest("draw_figures.py"),
     log:
         "logs/figures/figures.log",
     benchmark:
@@ -57,5 +54,8 @@ rule figures:
     localrule: True
     conda:
         "../envs/flannel.yaml"
+    params:
+        settings=figure_settings(),
+        code=code_digest("draw_figures.py"),
     script:
         "../workflow/scripts/draw_figures.py"
