@@ -13,7 +13,11 @@ from pathlib import Path
 REPOSITORY = Path(workflow.current_basedir.get_path_or_uri(secret_free=True)).parent
 SRC = REPOSITORY / "src"
 sys.path.insert(0, str(SRC))
-os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])))
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])),
+    # envs/flannel.yaml installs the package from here (conda reads a copy of it, elsewhere).
+    FLANNEL_ROOT=str(REPOSITORY),
+)
 import flannel.config  # noqa: E402
 import flannel.figures  # noqa: E402
 from flannel.codedigest import code_digest as _code_digest  # noqa: E402
