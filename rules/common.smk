@@ -163,6 +163,23 @@ def figure_outputs():
     }
 
 
+def analysis_tables():
+    """Every run's analysis table, in run_ids() order."""
+    return [f"results/analysis/{tying}/seed{seed}.tsv" for tying, seed in run_ids()]
+
+
+def report_table_outputs():
+    return {
+        name: report(
+            f"results/report/{name}.html",
+            caption=f"../workflow/report/{name}.rst",
+            category="Tables",
+            labels={"table": label},
+        )
+        for name, label in (("token_stats", "token statistics"), ("run_summary", "one row per run"))
+    }
+
+
 def figure_settings():
     seeds = {
         "tied": RUNS["tied"],
@@ -175,7 +192,8 @@ def figure_settings():
 
 def all_targets():
     moved = [f.replace(".safetensors", ".moved.tsv") for f in run_files()]
-    return data_targets() + run_files() + moved + sanity_targets() + figure_targets()
+    tables = ["results/report/token_stats.html", "results/report/run_summary.html"]
+    return data_targets() + run_files() + moved + sanity_targets() + figure_targets() + tables
 
 
 def train_mem_mb(wildcards):

@@ -1,4 +1,4 @@
-# Per-run analysis tables, the tied/untied decomposition tables, the figures and their report entries.
+# Per-run analysis tables, the tied/untied decomposition tables, the figures and the report's tables.
 # Every rule here is local and cheap next to training; each carries a digest of the package code it runs,
 # and the figures rule the figures config section, so editing figure code or a figure parameter redraws the
 # figures without touching the tables, and editing analysis code recomputes tables and figures, never runs.
@@ -59,3 +59,22 @@ rule figures:
         code=code_digest("draw_figures.py"),
     script:
         "../workflow/scripts/draw_figures.py"
+
+
+# The report's tables: token statistics and a summary row per run (the analysis tables' first and last steps).
+rule report_tables:
+    input:
+        stats="results/data/token_stats.json",
+        runs=analysis_tables(),
+    output:
+        **report_table_outputs(),
+    log:
+        "logs/report/report_tables.log",
+    localrule: True
+    conda:
+        "../envs/flannel.yaml"
+    params:
+        run_ids=run_ids(),
+        code=code_digest("report_tables.py"),
+    script:
+        "../workflow/scripts/report_tables.py"

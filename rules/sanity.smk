@@ -13,6 +13,8 @@ rule replica:
         "logs/sanity/replica/{tying}/seed{seed}.log",
     benchmark:
         "benchmarks/sanity/replica/{tying}/seed{seed}.tsv"
+    # A rerun gives the same bytes, so a retry (a node lost on a cluster, say) is safe.
+    retries: 2
     conda:
         "../envs/flannel.yaml"
     threads: config["training"]["threads"]

@@ -14,6 +14,8 @@ rule train:
         "logs/train/{tying}/seed{seed}.log",
     benchmark:
         "benchmarks/train/{tying}/seed{seed}.tsv"
+    # A rerun gives the same bytes, so a retry (a node lost on a cluster, say) is safe.
+    retries: 2
     conda:
         "../envs/flannel.yaml"
     threads: config["training"]["threads"]
