@@ -2,25 +2,33 @@
 # rerun when the package code their script runs changes.
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
-# The package lives in src/; the scripts' own processes (local or SLURM jobs, which re-read this file)
-# find it through PYTHONPATH, which the workflow sets rather than requires (so no envvars: directive).
-SRC = Path(workflow.basedir) / "src"
+# Paths from this file's own folder, not workflow.basedir: a host workflow that imports this one as a module
+# has its own basedir. The package lives in src/; the scripts' own processes (local or SLURM jobs, which
+# re-read this file) find it through PYTHONPATH, which the workflow sets rather than requires (so no envvars:
+# directive).
+REPOSITORY = Path(workflow.current_basedir.get_path_or_uri(secret_free=True)).parent
+SRC = REPOSITORY / "src"
 sys.path.insert(0, str(SRC))
-os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])))
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])),
+    # envs/flannel.yaml installs the package from here (conda reads a copy of it, elsewhere).
+    FLANNEL_ROOT=str(REPOSITORY),
+)
 import flannel.config  # noqa: E402
 import flannel.figures  # noqa: E402
 from flannel.codedigest import code_digest as _code_digest  # noqa: E402
 
 flannel.config.validate(
     config,
-    Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml",
+    REPOSITORY / "workflow" / "schemas" / "config.schema.yaml",
     command_line=dict(workflow.config_settings.config),
 )
 
-SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
+SCRIPTS = REPOSITORY / "workflow" / "scripts"
 RUNS = config["runs"]
 REFERENCE_SEED = RUNS["reference_seed"]
 
@@ -71,6 +79,39 @@ def replica_files():
     return [f"results/sanity/replica/{tying}/seed{seed}.safetensors" for tying, seed in replica_ids()]
 
 
+def config_files():
+    """The input files the config names, by key; null keys name none."""
+    keys = {
+        "data": ("corpus", "tokenizer", "tokenizer_corpus"),
+        "sanity": ("legacy_flannel1", "legacy_flannel3", "legacy_masks"),
+    }
+    return {
+        f"{section}.{key}": config[section][key]
+        for section, names in keys.items()
+        for key in names
+        if config[section][key]
+    }
+
+
+def missing_config_files():
+    """Path (as the rules request it: under a module's prefix) -> config key, for each config-named file that is
+    absent when the workflow is parsed. None when a default storage provider maps every input: it provides them."""
+    if workflow.storage_settings.default_storage_provider is not None:
+        return {}
+    requested = {
+        workflow.modifier.path_modifier.replace_prefix(path): key for key, path in reversed(config_files().items())
+    }
+    return {path: key for path, key in requested.items() if not os.path.exists(path)}
+
+
+def missing_config_file_key(wildcards):
+    return missing_config_files()[wildcards.path]
+
+
+def missing_config_file_pattern():
+    return "|".join(re.escape(path) for path in missing_config_files())
+
+
 def legacy_inputs():
     """The notebooks' files are inputs only when the config names them."""
     keys = ("legacy_flannel1", "legacy_flannel3", "legacy_masks")
@@ -106,9 +147,9 @@ def figure_inputs():
         "tied": [f"results/analysis/tied/seed{seed}.tsv" for seed in RUNS["tied"]],
         "untied": [f"results/analysis/untied/seed{seed}.tsv" for seed in RUNS["untied"]],
         "tied_run": [f"results/runs/tied/seed{REFERENCE_SEED}.safetensors"],
-        "untied_run": [f"results/runs/untied/seed{REFERENCE_SEED}.safetensors"]
-        if REFERENCE_SEED in RUNS["untied"]
-        else [],
+        "untied_run": (
+            [f"results/runs/untied/seed{REFERENCE_SEED}.safetensors"] if REFERENCE_SEED in RUNS["untied"] else []
+        ),
         "decomposition": [f"results/analysis/decomposition/seed{seed}.tsv" for seed in paired],
     }
 
@@ -126,6 +167,23 @@ def figure_outputs():
     }
 
 
+def analysis_tables():
+    """Every run's analysis table, in run_ids() order."""
+    return [f"results/analysis/{tying}/seed{seed}.tsv" for tying, seed in run_ids()]
+
+
+def report_table_outputs():
+    return {
+        name: report(
+            f"results/report/{name}.html",
+            caption=f"../workflow/report/{name}.rst",
+            category="Tables",
+            labels={"table": label},
+        )
+        for name, label in (("token_stats", "token statistics"), ("run_summary", "one row per run"))
+    }
+
+
 def figure_settings():
     seeds = {
         "tied": RUNS["tied"],
@@ -138,7 +196,8 @@ def figure_settings():
 
 def all_targets():
     moved = [f.replace(".safetensors", ".moved.tsv") for f in run_files()]
-    return data_targets() + run_files() + moved + sanity_targets() + figure_targets()
+    tables = ["results/report/token_stats.html", "results/report/run_summary.html"]
+    return data_targets() + run_files() + moved + sanity_targets() + figure_targets() + tables
 
 
 def train_mem_mb(wildcards):

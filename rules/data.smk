@@ -2,20 +2,45 @@
 # token statistics, live/dead masks.
 
 
+# A file the config names but nothing provides: neither on disk, nor made by another rule (a host workflow's,
+# when this one is imported as a module; a rule without wildcards takes precedence over this one), nor fetched
+# by a storage provider. Its job fails with one line naming the key and the file, when a job needs the file, so
+# a dry run still shows the plan. Defined only for files absent at parse time: Snakemake deletes a job's outputs
+# before running it, so an existing file must never be one.
+if missing_config_files():
+
+    rule missing_config_file:
+        output:
+            # local: the path is matched as the rules request it, already under a module's prefix.
+            local("{path}"),
+        log:
+            "logs/data/missing_config_file/{path}.log",
+        wildcard_constraints:
+            path=missing_config_file_pattern(),
+        localrule: True
+        conda:
+            "../envs/flannel.yaml"
+        params:
+            key=missing_config_file_key,
+            code=code_digest("missing_config_file.py"),
+        script:
+            "../workflow/scripts/missing_config_file.py"
+
+
 rule demo_corpus:
     output:
         model="results/data/demo/model_corpus.txt",
         tokenizer="results/data/demo/tokenizer_corpus.txt",
-    params:
-        seed=config["data"]["demo_seed"],
-        words=config["data"]["demo_words"],
-        extra_words=config["data"]["demo_extra_words"],
-        code=code_digest("demo_corpus.py"),
     log:
         "logs/data/demo_corpus.log",
     localrule: True
     conda:
         "../envs/flannel.yaml"
+    params:
+        seed=config["data"]["demo_seed"],
+        words=config["data"]["demo_words"],
+        extra_words=config["data"]["demo_extra_words"],
+        code=code_digest("demo_corpus.py"),
     script:
         "../workflow/scripts/demo_corpus.py"
 
@@ -25,14 +50,14 @@ rule train_tokenizer:
         corpus=tokenizer_corpus_path(),
     output:
         "results/data/tokenizer.json",
-    params:
-        vocab_size=config["model"]["vocab_size"],
-        code=code_digest("train_tokenizer.py"),
     log:
         "logs/data/train_tokenizer.log",
     localrule: True
     conda:
         "../envs/flannel.yaml"
+    params:
+        vocab_size=config["model"]["vocab_size"],
+        code=code_digest("train_tokenizer.py"),
     script:
         "../workflow/scripts/train_tokenizer.py"
 
@@ -43,14 +68,14 @@ rule tokenize:
         tokenizer=tokenizer_path(),
     output:
         "results/data/token_ids.safetensors",
-    params:
-        vocab_size=config["model"]["vocab_size"],
-        code=code_digest("tokenize.py"),
     log:
         "logs/data/tokenize.log",
     localrule: True
     conda:
         "../envs/flannel.yaml"
+    params:
+        vocab_size=config["model"]["vocab_size"],
+        code=code_digest("tokenize.py"),
     script:
         "../workflow/scripts/tokenize.py"
 
@@ -62,17 +87,17 @@ rule token_stats:
         tokenizer=tokenizer_path(),
     output:
         "results/data/token_stats.json",
+    log:
+        "logs/data/token_stats.log",
+    localrule: True
+    conda:
+        "../envs/flannel.yaml"
     params:
         batch_size=config["training"]["batch_size"],
         seq_len=config["training"]["seq_len"],
         steps=config["training"]["steps"],
         vocab_size=config["model"]["vocab_size"],
         code=code_digest("token_stats.py"),
-    log:
-        "logs/data/token_stats.log",
-    localrule: True
-    conda:
-        "../envs/flannel.yaml"
     script:
         "../workflow/scripts/token_stats.py"
 
@@ -84,13 +109,13 @@ rule live_dead_tokens:
     output:
         masks="results/data/live_dead_tokens.safetensors",
         table="results/data/live_dead_tokens.csv",
-    params:
-        vocab_size=config["model"]["vocab_size"],
-        code=code_digest("live_dead_tokens.py"),
     log:
         "logs/data/live_dead_tokens.log",
     localrule: True
     conda:
         "../envs/flannel.yaml"
+    params:
+        vocab_size=config["model"]["vocab_size"],
+        code=code_digest("live_dead_tokens.py"),
     script:
         "../workflow/scripts/live_dead_tokens.py"

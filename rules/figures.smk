@@ -1,4 +1,4 @@
-# Per-run analysis tables, the tied/untied decomposition tables, the figures and their report entries.
+# Per-run analysis tables, the tied/untied decomposition tables, the figures and the report's tables.
 # Every rule here is local and cheap next to training; each carries a digest of the package code it runs,
 # and the figures rule the figures config section, so editing figure code or a figure parameter redraws the
 # figures without touching the tables, and editing analysis code recomputes tables and figures, never runs.
@@ -9,9 +9,6 @@ rule analyse_run:
         run="results/runs/{tying}/seed{seed}.safetensors",
     output:
         "results/analysis/{tying}/seed{seed}.tsv",
-    params:
-        training=flannel.config.training_json(config),
-        code=code_digest("analyse_run.py"),
     log:
         "logs/analysis/{tying}/seed{seed}.log",
     benchmark:
@@ -19,6 +16,9 @@ rule analyse_run:
     localrule: True
     conda:
         "../envs/flannel.yaml"
+    params:
+        training=flannel.config.training_json(config),
+        code=code_digest("analyse_run.py"),
     script:
         "../workflow/scripts/analyse_run.py"
 
@@ -29,9 +29,6 @@ rule decomposition:
         untied="results/runs/untied/seed{seed}.safetensors",
     output:
         "results/analysis/decomposition/seed{seed}.tsv",
-    params:
-        training=flannel.config.training_json(config),
-        code=code_digest("decomposition.py"),
     log:
         "logs/analysis/decomposition/seed{seed}.log",
     benchmark:
@@ -39,6 +36,9 @@ rule decomposition:
     localrule: True
     conda:
         "../envs/flannel.yaml"
+    params:
+        training=flannel.config.training_json(config),
+        code=code_digest("decomposition.py"),
     script:
         "../workflow/scripts/decomposition.py"
 
@@ -49,9 +49,6 @@ rule figures:
         **figure_inputs(),
     output:
         **figure_outputs(),
-    params:
-        settings=figure_settings(),
-        code=code_digest("draw_figures.py"),
     log:
         "logs/figures/figures.log",
     benchmark:
@@ -59,5 +56,27 @@ rule figures:
     localrule: True
     conda:
         "../envs/flannel.yaml"
+    params:
+        settings=figure_settings(),
+        code=code_digest("draw_figures.py"),
     script:
         "../workflow/scripts/draw_figures.py"
+
+
+# The report's tables: token statistics and a summary row per run (the analysis tables' first and last steps).
+rule report_tables:
+    input:
+        stats="results/data/token_stats.json",
+        runs=analysis_tables(),
+    output:
+        **report_table_outputs(),
+    log:
+        "logs/report/report_tables.log",
+    localrule: True
+    conda:
+        "../envs/flannel.yaml"
+    params:
+        run_ids=run_ids(),
+        code=code_digest("report_tables.py"),
+    script:
+        "../workflow/scripts/report_tables.py"

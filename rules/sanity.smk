@@ -9,21 +9,23 @@ rule replica:
         masks="results/data/live_dead_tokens.safetensors",
     output:
         run="results/sanity/replica/{tying}/seed{seed}.safetensors",
-    params:
-        training=flannel.config.training_json(config),
-        warmup_seed=flannel.config.replica_warmup_seed(config),
-        code=code_digest("replica.py"),
     log:
         "logs/sanity/replica/{tying}/seed{seed}.log",
     benchmark:
         "benchmarks/sanity/replica/{tying}/seed{seed}.tsv"
+    # A rerun gives the same bytes, so a retry (a node lost on a cluster, say) is safe.
+    retries: 2
+    conda:
+        "../envs/flannel.yaml"
     threads: config["training"]["threads"]
     resources:
         mem_mb=train_mem_mb,
         runtime=replica_runtime_min,
         gpu=TRAINING_GPUS,
-    conda:
-        "../envs/flannel.yaml"
+    params:
+        training=flannel.config.training_json(config),
+        warmup_seed=flannel.config.replica_warmup_seed(config),
+        code=code_digest("replica.py"),
     script:
         "../workflow/scripts/replica.py"
 
@@ -42,6 +44,16 @@ rule sanity_check:
             category="Sanity checks",
         ),
         manifest="results/sanity/manifest.tsv",
+    log:
+        "logs/sanity/sanity_check.log",
+    benchmark:
+        "benchmarks/sanity/sanity_check.tsv"
+    conda:
+        "../envs/flannel.yaml"
+    resources:
+        # Lazy reads: one record of one tensor at a time (measured by tools/measure_check_memory.py).
+        mem_mb=2048,
+        runtime=60,
     params:
         # (tying, seed) of each input run and replica, in input order
         run_ids=run_ids(),
@@ -49,16 +61,6 @@ rule sanity_check:
         settings=canonical(flannel.config.sanity_settings(config)),
         training=flannel.config.training_json(config),
         code=code_digest("sanity_check.py"),
-    log:
-        "logs/sanity/sanity_check.log",
-    benchmark:
-        "benchmarks/sanity/sanity_check.tsv"
-    resources:
-        # Lazy reads: one record of one tensor at a time (measured by tools/measure_check_memory.py).
-        mem_mb=2048,
-        runtime=60,
-    conda:
-        "../envs/flannel.yaml"
     script:
         "../workflow/scripts/sanity_check.py"
 
@@ -68,13 +70,13 @@ rule sanity_verdict:
         report="results/sanity/report.json",
     output:
         "results/sanity/verdict.txt",
-    params:
-        fail=config["sanity"]["fail_on_reproducibility"],
-        code=code_digest("sanity_verdict.py"),
     log:
         "logs/sanity/sanity_verdict.log",
     localrule: True
     conda:
         "../envs/flannel.yaml"
+    params:
+        fail=config["sanity"]["fail_on_reproducibility"],
+        code=code_digest("sanity_verdict.py"),
     script:
         "../workflow/scripts/sanity_verdict.py"

@@ -10,19 +10,21 @@ rule train:
     output:
         run="results/runs/{tying}/seed{seed}.safetensors",
         moved="results/runs/{tying}/seed{seed}.moved.tsv",
-    params:
-        training=flannel.config.training_json(config),
-        code=code_digest("train.py"),
     log:
         "logs/train/{tying}/seed{seed}.log",
     benchmark:
         "benchmarks/train/{tying}/seed{seed}.tsv"
+    # A rerun gives the same bytes, so a retry (a node lost on a cluster, say) is safe.
+    retries: 2
+    conda:
+        "../envs/flannel.yaml"
     threads: config["training"]["threads"]
     resources:
         mem_mb=train_mem_mb,
         runtime=train_runtime_min,
         gpu=TRAINING_GPUS,
-    conda:
-        "../envs/flannel.yaml"
+    params:
+        training=flannel.config.training_json(config),
+        code=code_digest("train.py"),
     script:
         "../workflow/scripts/train.py"

@@ -114,6 +114,56 @@ def test_sigkill_mid_run_leaves_nothing_complete_and_the_rerun_gives_identical_b
     assert not partial.exists()
 
 
+def config_naming(workdir, section: str, key: str, path: str) -> str:
+    """config/test.yaml with one config key pointing at `path`, written beside it; returns its name."""
+    config = yaml.safe_load((workdir / "config" / "test.yaml").read_text())
+    config.setdefault(section, {})[key] = path
+    (workdir / "config" / "named.yaml").write_text(yaml.safe_dump(config))
+    return "config/named.yaml"
+
+
+@pytest.mark.parametrize("section, key, target", [
+    ("data", "corpus", "results/data/token_ids.safetensors"),
+    ("data", "tokenizer", "results/data/live_dead_tokens.csv"),
+    ("data", "tokenizer_corpus", "results/data/tokenizer.json"),
+    ("sanity", "legacy_flannel1", "results/sanity/report.json"),
+])
+def test_a_missing_config_named_file_is_one_line_naming_key_and_file_when_a_job_needs_it(tmp_path, section, key, target):
+    workdir = copy_repo(tmp_path / "repo")
+    configfile = config_naming(workdir, section, key, "nowhere/file.txt")
+    # The config is valid and the dry run shows the plan: another rule or a storage provider may still make it.
+    plan = snakemake(workdir, target, "-n", "--cores", "1", "--configfile", configfile).stdout
+    assert re.search(r"^missing_config_file\s+1$", plan, flags=re.MULTILINE), plan[-2000:]
+    # Run, the job that would provide the file fails first (before any training) with one line naming both.
+    if section == "sanity":
+        target = "nowhere/file.txt"  # the check needs every run first; asking for the file alone is the same job
+    result = snakemake(workdir, target, "--cores", "1", "--configfile", configfile, check=False)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if "file not found" in line]
+    assert len(errors) == 1 and errors[0].endswith(f"ERROR config key '{section}.{key}': file not found: nowhere/file.txt")
+    assert not (workdir / "results" / "runs").exists()
+    assert not (workdir / "nowhere").exists()
+
+
+def test_a_named_file_that_exists_is_used_and_never_a_job_output(tmp_path):
+    workdir = copy_repo(tmp_path / "repo")
+    (workdir / "corpus.txt").write_text("the cat sat on the mat. " * 2000, encoding="utf-8")
+    configfile = config_naming(workdir, "data", "corpus", "corpus.txt")
+    before = (workdir / "corpus.txt").read_bytes()
+    # --forceall reruns every job of the plan, deleting its outputs first: the user's file must not be one.
+    snakemake(workdir, "results/data/token_ids.safetensors", "--forceall", "--cores", "1", "--configfile", configfile)
+    assert (workdir / "corpus.txt").read_bytes() == before
+    assert (workdir / "results" / "data" / "token_ids.safetensors").is_file()
+
+
+def test_the_notebook_scale_plans_without_the_notebooks_data(tmp_path):
+    workdir = copy_repo(tmp_path / "repo")
+    assert not (workdir / "data").exists()
+    plan = snakemake(workdir, "-n", "--configfile", "config/flannel.yaml").stdout
+    assert re.search(r"^train\s+11$", plan, flags=re.MULTILINE) and re.search(r"^missing_config_file\s+2$", plan,
+                                                                              flags=re.MULTILINE), plan[-2000:]
+
+
 def test_nothing_is_unpickled_anywhere():
     pattern = re.compile(r"torch\.load\(|pickle|allow_pickle\s*=\s*True|weights_only\s*=\s*False")
     sources = [p for folder in ("src", "workflow", "rules", "tools") for p in (ROOT / folder).rglob("*") if p.suffix in {".py", ".smk"}]

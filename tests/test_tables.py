@@ -1,0 +1,77 @@
+"""The report's tables on hand-written inputs with known values."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+
+import pandas as pd
+import pytest
+
+from flannel import tables
+from flannel.analysis import AnalysisError
+
+
+class Cells(HTMLParser):
+    """The text of every <th>/<td>, row by row, and the caption."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows, self.caption, self._in = [], "", None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th", "caption"):
+            self._in = tag
+            if tag != "caption":
+                self.rows[-1].append("")
+
+    def handle_endtag(self, tag):
+        self._in = None
+
+    def handle_data(self, data):
+        if self._in == "caption":
+            self.caption += data
+        elif self._in:
+            self.rows[-1][-1] += data
+
+
+def cells(path) -> Cells:
+    parser = Cells()
+    parser.feed(path.read_text(encoding="utf-8"))
+    return parser
+
+
+def analysis_table(path, losses, radii, moved):
+    pd.DataFrame({"step": range(len(losses)), "loss": losses, "W_dead_radius_mean": radii,
+                  "W_dead_fraction_moved": moved}).to_csv(path, sep="\t", index=False, na_rep="NaN")
+    return str(path)
+
+
+def test_run_summary_has_one_row_per_run_from_first_and_last_steps(tmp_path):
+    tied = analysis_table(tmp_path / "t.tsv", [float("nan"), 7.5, 6.25], [0.159, 0.2, 0.125], [float("nan"), 1.0, 0.5])
+    untied = analysis_table(tmp_path / "u.tsv", [float("nan"), 7.0], [0.16, 0.3], [float("nan"), 0.75])
+    tables.write_run_summary([("tied", 42), ("untied", 42)], [tied, untied], tmp_path / "runs.html")
+    parsed = cells(tmp_path / "runs.html")
+    assert parsed.caption == "Runs"
+    assert parsed.rows == [list(tables.RUN_COLUMNS), ["tied seed 42", "6.25", "0.159", "0.125", "0.5"],
+                           ["untied seed 42", "7", "0.16", "0.3", "0.75"]]
+
+
+def test_run_summary_refuses_a_table_without_its_columns_naming_the_file(tmp_path):
+    pd.DataFrame({"step": [0], "loss": [1.0]}).to_csv(tmp_path / "old.tsv", sep="\t", index=False)
+    with pytest.raises(AnalysisError, match=r"old\.tsv: analysis table lacks column\(s\) W_dead_radius_mean"):
+        tables.write_run_summary([("tied", 1)], [str(tmp_path / "old.tsv")], tmp_path / "runs.html")
+    assert not (tmp_path / "runs.html").exists()
+
+
+def test_token_stats_table_lists_every_statistic_in_order_and_escapes_text(tmp_path):
+    stats = {key: index for index, key in enumerate(tables.TOKEN_STATS)}
+    (tmp_path / "stats.json").write_text(json.dumps(stats))
+    tables.write_token_stats(tmp_path / "stats.json", tmp_path / "stats.html")
+    parsed = cells(tmp_path / "stats.html")
+    assert parsed.rows[0] == ["quantity", "value"]
+    assert parsed.rows[1:] == [[label, str(index)] for index, label in enumerate(tables.TOKEN_STATS.values())]
+    assert "&quot;epochs&quot;" in (tmp_path / "stats.html").read_text()
+    assert "<script" not in (tmp_path / "stats.html").read_text()
