@@ -22,6 +22,8 @@ def plan(repo, *overrides: str, check=True):
     result = snakemake(repo, "-n", "--cores", "1", "--configfile", "config/test.yaml", "--config", *overrides, check=check)
     if not check:
         return result
+    if "Job stats:" not in result.stdout:
+        return {}  # nothing to be done
     table = result.stdout.split("Job stats:", 1)[1].split("total", 1)[0]
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, flags=re.MULTILINE)}
 

@@ -1,5 +1,6 @@
-"""Every `snakemake` command the README shows, run as a dry run on a copy of the finished test workflow, does
-what its comment says. (The SLURM commands run for real in tests/slurm/; `--report` in the figures tests.)"""
+"""Every `snakemake` command the READMEs show (README.md, config/README.md), run as a dry run on a copy of the
+finished test workflow, does what its comment says. (The SLURM commands run for real in tests/slurm/;
+`--report` in the report tests.)"""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import shutil
 import pytest
 from helpers import ROOT, snakemake
 
-COMMANDS = [line.split("  #")[0].strip() for block in re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+READMES = (ROOT / "README.md", ROOT / "config" / "README.md")
+COMMANDS = [line.split("  #")[0].strip() for readme in READMES for block in re.findall(r"```bash\n(.*?)```", readme.read_text(), re.S)
             for line in block.splitlines() if line.startswith("snakemake ")]
 
 

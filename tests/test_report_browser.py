@@ -151,7 +151,7 @@ def test_every_figure_and_table_loads_in_the_report_viewer_without_errors(report
     out, stderr = probe(page)
     assert out["errors"] == [] and uncaught(stderr) == []
     seen = {Path(path).name: entry for path, entry in out["seen"].items()}
-    for name in figures.drawable({"tied": [42, 43], "untied": [42]}):
+    for name in figures.drawable({"tied": [42, 43], "untied": [42]}, ["embeddings", "grads", "momentum", "variance"]):
         entry = seen.pop(f"{name}.png")
         assert entry["width"] > 100 and entry["height"] > 100, (name, entry)
     assert seen.pop("token_stats.html") == {"kind": "table", "loaded": True, "rows": 10}
