@@ -96,7 +96,7 @@ def figure_targets():
 
 def figure_inputs():
     """The named input lists the figures read: the tables of every run, the reference seed's recordings
-    (per-row views), the decomposition tables."""
+    (per-row views), the decomposition tables, the Adam accounting tables."""
     paired = flannel.figures.paired_seeds(RUNS)
     return {
         "tied": [f"results/analysis/tied/seed{seed}.tsv" for seed in RUNS["tied"]],
@@ -106,6 +106,8 @@ def figure_inputs():
         if REFERENCE_SEED in RUNS["untied"]
         else [],
         "decomposition": [f"results/analysis/decomposition/seed{seed}.tsv" for seed in paired],
+        "adam_tied": [f"results/analysis/adam/tied/seed{seed}.tsv" for seed in RUNS["tied"]],
+        "adam_untied": [f"results/analysis/adam/untied/seed{seed}.tsv" for seed in RUNS["untied"]],
     }
 
 

@@ -1,4 +1,4 @@
-# Per-run analysis tables, the tied/untied decomposition tables, the figures and their report entries.
+# Per-run analysis and Adam accounting tables, the tied/untied decomposition tables, the figures and their report entries.
 # Every rule here is local and cheap next to training; each carries a digest of the package code it runs,
 # and the figures rule the figures config section, so editing figure code or a figure parameter redraws the
 # figures without touching the tables, and editing analysis code recomputes tables and figures, never runs.
@@ -39,6 +39,24 @@ rule decomposition:
         "../envs/flannel.yaml"
     script:
         "../workflow/scripts/decomposition.py"
+
+
+rule adam_accounting:
+    input:
+        run="results/runs/{tying}/seed{seed}.safetensors",
+    output:
+        "results/analysis/adam/{tying}/seed{seed}.tsv",
+    params:
+        code=code_digest("adam_accounting.py"),
+    log:
+        "logs/analysis/adam/{tying}/seed{seed}.log",
+    benchmark:
+        "benchmarks/analysis/adam/{tying}/seed{seed}.tsv"
+    localrule: True
+    conda:
+        "../envs/flannel.yaml"
+    script:
+        "../workflow/scripts/adam_accounting.py"
 
 
 # One job draws every figure: a job's start-up (imports) costs more than drawing a figure.

@@ -15,7 +15,8 @@ from transformers import get_constant_schedule_with_warmup, get_linear_schedule_
 
 from flannel import analysis, metrics
 from flannel.analysis import AnalysisError
-from flannel.recording import RecordingError, StreamingSafetensors
+from flannel.recording import RecordingError
+from helpers import TRAINING, write_recording  # noqa: F401
 
 
 def test_cloud_centroid_and_radii():
@@ -118,27 +119,6 @@ def test_norm_indicator_ranks_small_rows_as_dead():
 
 
 # ---- the per-run table on a hand-written recording ---------------------------------------------------------------
-
-TRAINING = {"learning_rate": 0.1, "lr_schedule": "linear", "warmup_steps": 0, "steps": 2, "adam_beta1": 0.9,
-            "adam_beta2": 0.99, "adam_epsilon": 1e-8}
-
-
-def write_recording(path, matrices: dict[str, torch.Tensor], *, tied: bool, dead_indices, vocab_size: int,
-                    losses=(math.nan, 2.0, 1.5), steps=(0, 1, 2), rows=None):
-    """A finished recording in the workflow's format, with the given [T, rows, D] matrices."""
-    n_rows = next(iter(matrices.values())).shape[1]
-    tensors = {**matrices, "losses": torch.tensor(losses, dtype=torch.float32), "recorded_steps": torch.tensor(steps),
-               "recorded_rows": torch.arange(n_rows) if rows is None else torch.tensor(rows),
-               "dead_indices": torch.tensor(dead_indices, dtype=torch.int64),
-               "tied_weights": torch.tensor(tied)}
-    config = {"model": {"vocab_size": vocab_size}, "training": TRAINING}
-    writer = StreamingSafetensors(path, {k: (v.dtype, tuple(v.shape)) for k, v in tensors.items()},
-                                  {"format": "flannel-recording/1", "complete": "false", "config": json.dumps(config)})
-    for name, tensor in tensors.items():
-        writer.write(name, tensor)
-    writer.finish({"complete": "true"})
-    return path
-
 
 def tied_embeddings():
     """4 rows of 2 dims, rows 0 and 1 dead. Step 1 moves every row by (0.3, 0.4) (length 0.5); step 2 moves

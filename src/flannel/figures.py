@@ -29,6 +29,7 @@ FIGURES = {
     "g_pca": Figure("Dead-cloud geometry", "PCA of W at a few steps", "pca"),
     "h_indicators": Figure("Under-trained-token indicators", "Land & Bartolo indicators, ROC AUC", "indicators"),
     "i_gradients": Figure("Freeze and optimisation", "gradients and Adam steps, dead vs live", "gradients"),
+    "j_adam_accounting": Figure("Adam accounting", "replay of every step, lost updates", "adam_accounting"),
 }
 
 

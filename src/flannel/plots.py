@@ -258,6 +258,42 @@ def gradients(inputs: dict, settings: dict):
     return finish(fig, f"i. Gradients and Adam steps, dead vs live rows ({seed_note(settings)})")
 
 
+def adam_entries(inputs: dict) -> list[tuple[str, list[pd.DataFrame], str]]:
+    """(label, Adam accounting tables, column prefix) for tied W, untied W and untied E."""
+    tied, untied = tables(inputs, "adam_tied"), tables(inputs, "adam_untied")
+    entries = [("tied W", tied, "W"), ("untied W", untied, "W"), ("untied E", untied, "E")]
+    return [(label, found, prefix) for label, found, prefix in entries if found]
+
+
+def adam_accounting(inputs: dict, settings: dict):
+    """j. The replay of every step from the recording (fraction rebuilt bitwise), the updates bf16 lost, and
+    the second moments that could not decrease."""
+    entries = adam_entries(inputs)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    for label, found, prefix in entries:
+        worst = np.stack([table[[f"{prefix}_{q}_bitwise" for q in ("weights", "momentum", "variance")]].min(axis=1)
+                          .to_numpy(dtype=float) for table in found])
+        replayed = np.isfinite(worst)
+        low = f"lowest {worst[replayed].min():.4%}" if replayed.any() else "not replayable"
+        axes[0].plot(found[0]["step"], worst.min(axis=0), color=COLORS[label], label=f"{label}: {low} ({len(found)} run(s))")
+    axes[0].set(xlabel=STEP, ylabel="fraction of elements rebuilt bitwise\n(lowest of W, m, v; lowest over runs)",
+                ylim=(-0.03, 1.03), title="replay of torch's AdamW from the recording")
+    for ax, metric, ylabel, title in (
+            (axes[1], "lost_update", "fraction of elements: exact update != 0\nbut bf16 weight unchanged", "lost updates"),
+            (axes[2], "v_cannot_decrease", "fraction of elements (v > 0) whose\nv x beta2 rounds back to v", "second moment cannot decrease")):
+        for label, found, prefix in entries:
+            for group in GROUPS:
+                column = f"{prefix}_{group}_{metric}"
+                if all(table[column].isna().all() for table in found):
+                    continue
+                band(ax, found, column, label=f"{label}, {group} rows", color=COLORS[label], linestyle=GROUP_STYLE[group])
+        ax.set(xlabel=STEP, ylabel=ylabel, ylim=(-0.03, 1.03), title=title)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    return finish(fig, f"j. Adam accounting: every step replayed, updates lost to bf16 ({seed_note(settings)})")
+
+
 def save(fig, output, dpi: int) -> None:
     """Write `fig` as a PNG with no timestamp or software tag (same inputs, same bytes), then close it."""
     try:
