@@ -145,7 +145,7 @@ def test_expected_radius_is_the_notebooks_0159():
 
 def test_mean_radius_of_a_gaussian_cloud_meets_its_expectation():
     rows = torch.randn(20000, 64, generator=torch.Generator().manual_seed(1)) * 0.02
-    assert cloud(rows)["radius_mean"] == pytest.approx(checks.expected_radius(0.02, 64, 20000)["expected_centred"], rel=2e-3)
+    assert cloud(rows)["radius_centroid_mean"] == pytest.approx(checks.expected_radius(0.02, 64, 20000)["expected_centred"], rel=2e-3)
 
 
 # ---------------------------------------------------------------------------------------------------------

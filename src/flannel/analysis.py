@@ -7,7 +7,14 @@ with.
 
 Table columns: `step`, `loss` (NaN at record 0), `lr` (the LR the step ran at; NaN at record 0), then per
 matrix M (tied: W; untied: E and W) and group G (dead, live), `M_G_<metric>`:
-  centroid_norm, radius_mean, radius_max      the group's cloud around its centroid (L2)
+  centroid_norm                               norm of the group's centroid (L2)
+  radius_centroid_mean, radius_centroid_max   mean and max distance of the rows from the group's centroid
+  radius_origin_mean                          mean distance of the rows from the origin (mean row norm)
+  sd_per_dim                                  per-dimension standard deviation, sqrt(mean_d var_d)
+  {origin,centroid}_{outward,inward,no_radial}  fraction of rows whose step since the previous record moved
+                                              them outward, inward, or not at all radially, about the origin or
+                                              about the group's previous centroid (flannel.metrics.radial_counts)
+  {origin,centroid}_radial_mean               mean over the rows that moved of (dw . w_hat) / |dw|
   displacement_from_init, displacement_step   mean over rows of ||row - row at t=0|| and of ||row - previous||
   fraction_moved                              fraction of rows with any element changed since the previous record
   grad_norm                                   mean over rows of the row's gradient L2 norm (before clipping)
@@ -28,7 +35,7 @@ import torch
 
 from .errors import AnalysisError
 from .metrics import (adam_step, cloud, fraction_moved, indicator_aucs, mean_or_nan, mean_row_norm,
-                      principal_axes, row_norms, rows64)
+                      principal_axes, radial_counts, row_norms, rows64)
 from .outputs import atomic_output
 from .recording import Recording
 
@@ -81,6 +88,10 @@ def group_metrics(prefix: str, x: torch.Tensor, first: torch.Tensor, previous: t
     values["fraction_moved"] = math.nan if previous is None else fraction_moved(x, previous)
     values["grad_norm"] = math.nan if grad is None else mean_row_norm(grad)
     values["adam_step"] = math.nan if adam is None else mean_or_nan(adam)
+    for centre, about in (("origin", None), ("centroid", None if previous is None else rows64(previous).mean(dim=0))):
+        counts = (radial_counts(x, previous, about) if previous is not None
+                  else dict.fromkeys(("outward", "inward", "no_radial", "radial_mean"), math.nan))
+        values.update({f"{centre}_{name}": value for name, value in counts.items()})
     return {f"{prefix}_{name}": value for name, value in values.items()}
 
 

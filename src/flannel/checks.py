@@ -294,8 +294,8 @@ def check_radius(series: list[Series], dead: torch.Tensor | None, default_init_s
             continue
         last = s.steps[-1]
         initial = s.record(0)
-        r0 = cloud(initial[positions])["radius_mean"]
-        r_last = cloud(s.at_step(last)[positions])["radius_mean"]
+        r0 = cloud(initial[positions])["radius_centroid_mean"]
+        r_last = cloud(s.at_step(last)[positions])["radius_centroid_mean"]
         init_scale = s.init_scale if s.init_scale is not None else default_init_scale
         n, dim = positions.numel(), initial.shape[-1]
         expected = expected_radius(init_scale, dim, n)

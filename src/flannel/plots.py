@@ -82,18 +82,40 @@ def seed_note(settings: dict) -> str:
 
 
 def dead_cloud(inputs: dict, settings: dict):
-    """a. Mean radius of the dead rows around their centroid, and the centroid's norm."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    panels = ((axes[0], "radius_mean", f"mean distance from dead centroid, {NORM}", "linear"),
-              (axes[1], "centroid_norm", f"norm of dead centroid, {NORM}", "log"))
+    """a. The dead cloud's two radii, named (from its centroid and from the origin), its centroid norm and its
+    per-dimension standard deviation."""
+    fig, axes = plt.subplots(1, 4, figsize=(19, 4.3))
+    panels = ((axes[0], "radius_centroid_mean", "radius from the centroid:\nmean distance from the dead centroid (L2)", "linear"),
+              (axes[1], "radius_origin_mean", "radius from the origin:\nmean dead-row norm (L2)", "linear"),
+              (axes[2], "centroid_norm", "norm of the dead centroid (L2)", "log"),
+              (axes[3], "sd_per_dim", "per-dimension standard deviation\nsqrt(mean_d var_d)", "linear"))
     entries = matrices(inputs)
     for ax, metric, ylabel, scale in panels:
         for label, found, prefix in entries:
             band(ax, found, f"{prefix}_dead_{metric}", label=label, color=COLORS[label])
         ax.set(xlabel=STEP, ylabel=ylabel, yscale=scale)
         ax.grid(alpha=0.3, which="both")
-        ax.legend()
-    return finish(fig, f"a. Dead-token cloud: radius and centroid ({seed_note(settings)})")
+        ax.legend(fontsize="small")
+    return finish(fig, f"a. Dead-token cloud: both radii, centroid, spread ({seed_note(settings)})")
+
+
+def radial_motion(inputs: dict, settings: dict):
+    """k. Per step, the fractions of dead rows that moved outward, inward or not at all radially, about the
+    origin and about the dead centroid."""
+    entries = matrices(inputs)
+    fig, axes = plt.subplots(2, len(entries), figsize=(4.8 * len(entries), 7.4), sharex=True, sharey=True, squeeze=False)
+    styles = (("outward", "C3", "-"), ("inward", "C0", "-"), ("no_radial", "0.4", ":"))
+    for column, (label, found, prefix) in enumerate(entries):
+        for row, centre in enumerate(("origin", "centroid")):
+            ax = axes[row][column]
+            for kind, color, style in styles:
+                band(ax, found, f"{prefix}_dead_{centre}_{kind}", label=kind.replace("_", " "), color=color, linestyle=style)
+            about = "the origin" if centre == "origin" else "the dead centroid"
+            ax.set(title=f"{label}: dead rows, about {about}", ylim=(-0.03, 1.03),
+                   ylabel=f"fraction of dead rows\n(radial motion about {about})", xlabel=STEP if row else "")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize="small")
+    return finish(fig, f"k. Radial motion of the dead rows, step by step ({seed_note(settings)})")
 
 
 def rows_moved(inputs: dict, settings: dict):
