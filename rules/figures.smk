@@ -59,6 +59,26 @@ rule adam_accounting:
         "../workflow/scripts/adam_accounting.py"
 
 
+rule lattice:
+    input:
+        run="results/runs/{tying}/seed{seed}.safetensors",
+    output:
+        steps="results/analysis/lattice/{tying}/seed{seed}.tsv",
+        rows="results/analysis/lattice/{tying}/seed{seed}.rows.tsv",
+    params:
+        settings=canonical(config["analysis"]),
+        code=code_digest("lattice.py"),
+    log:
+        "logs/analysis/lattice/{tying}/seed{seed}.log",
+    benchmark:
+        "benchmarks/analysis/lattice/{tying}/seed{seed}.tsv"
+    localrule: True
+    conda:
+        "../envs/flannel.yaml"
+    script:
+        "../workflow/scripts/lattice.py"
+
+
 # One job draws every figure: a job's start-up (imports) costs more than drawing a figure.
 rule figures:
     input:

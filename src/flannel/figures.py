@@ -31,6 +31,7 @@ FIGURES = {
     "i_gradients": Figure("Freeze and optimisation", "gradients and Adam steps, dead vs live", "gradients"),
     "j_adam_accounting": Figure("Adam accounting", "replay of every step, lost updates", "adam_accounting"),
     "k_radial": Figure("Dead-cloud geometry", "radial motion of dead rows", "radial_motion"),
+    "l_lattice": Figure("Freeze and optimisation", "lattice phases and freeze steps", "lattice_phases"),
 }
 
 

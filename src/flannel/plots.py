@@ -316,6 +316,44 @@ def adam_accounting(inputs: dict, settings: dict):
     return finish(fig, f"j. Adam accounting: every step replayed, updates lost to bf16 ({seed_note(settings)})")
 
 
+PHASE_COLORS = {"early": "C3", "mid": "C1", "late": "C2", "frozen": "C0"}
+
+
+def lattice_phases(inputs: dict, settings: dict):
+    """l. Per step, the fraction of dead and live rows in each lattice phase; per row, the step it froze at,
+    dead vs live (the reference seed)."""
+    tied, untied = tables(inputs, "lattice_tied"), tables(inputs, "lattice_untied")
+    entries = [(label, found, prefix) for label, found, prefix in
+               (("tied W", tied, "W"), ("untied W", untied, "W"), ("untied E", untied, "E")) if found]
+    per_row = {("untied" if "/untied/" in path else "tied"): pd.read_csv(path, sep="\t") for path in inputs.get("lattice_rows", [])}
+    fig, axes = plt.subplots(3, len(entries), figsize=(4.8 * len(entries), 10.5), squeeze=False)
+    for column, (label, found, prefix) in enumerate(entries):
+        for row, group in enumerate(GROUPS):
+            ax = axes[row][column]
+            for phase in ("early", "mid", "late", "frozen"):
+                band(ax, found, f"{prefix}_{group}_phase_{phase}", label=phase, color=PHASE_COLORS[phase])
+            ax.set(title=f"{label}: {group} rows", xlabel=STEP, ylabel=f"fraction of {group} rows in the phase", ylim=(-0.03, 1.03))
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize="small")
+        ax = axes[2][column]
+        rows = per_row.get(label.split()[0])
+        if rows is not None:
+            rows = rows[rows["matrix"] == prefix]
+            last = found[0]["step"].max()
+            bins = np.linspace(0, last + 1, min(50, int(last) + 2))
+            for group, mask in (("dead", rows["dead"].astype(bool)), ("live", ~rows["dead"].astype(bool))):
+                frozen = rows.loc[mask, "frozen_from"].dropna()
+                never = int(mask.sum()) - frozen.size
+                if mask.any():
+                    ax.hist(frozen, bins=bins, histtype="step", color=GROUP_COLORS[group], linestyle=GROUP_STYLE[group],
+                            label=f"{group} rows (n={int(mask.sum())}; {never} still moving at the end)")
+        ax.set(title=f"{label}: freeze step per row (seed {settings['seeds']['reference']})", xlabel="step the row froze at (after its last move)",
+               ylabel="number of rows")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    return finish(fig, f"l. Lattice phases (early, mid-life, late, frozen) and freeze steps ({seed_note(settings)})")
+
+
 def save(fig, output, dpi: int) -> None:
     """Write `fig` as a PNG with no timestamp or software tag (same inputs, same bytes), then close it."""
     try:
