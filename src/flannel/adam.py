@@ -35,9 +35,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .analysis import dead_rows, group_masks, scheduled_lr, sides
 from .model import DTYPES
 from .recording import Recording
+from .rows import dead_rows, group_masks, scheduled_lr, sides
 
 QUANTITIES = ("momentum", "variance", "weights")  # the order within a step in which a replay can fail
 CLIP_EPS = 1e-6  # torch.nn.utils.clip_grad_norm_'s

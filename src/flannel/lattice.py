@@ -28,8 +28,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .analysis import dead_rows, group_masks, sides
 from .recording import Recording
+from .rows import dead_rows, group_masks, sides
 
 SUBNORMAL_ULP = 2.0**-133
 MIN_NORMAL = 2.0**-126
