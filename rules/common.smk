@@ -141,7 +141,7 @@ def figure_targets():
 
 def figure_inputs():
     """The named input lists the figures read: the tables of every run, the reference seed's recordings
-    (per-row views), the decomposition tables."""
+    (per-row views), the decomposition tables, the Adam accounting and lattice tables (rows: the reference seed's)."""
     paired = flannel.figures.paired_seeds(RUNS)
     return {
         "tied": [f"results/analysis/tied/seed{seed}.tsv" for seed in RUNS["tied"]],
@@ -151,6 +151,15 @@ def figure_inputs():
             [f"results/runs/untied/seed{REFERENCE_SEED}.safetensors"] if REFERENCE_SEED in RUNS["untied"] else []
         ),
         "decomposition": [f"results/analysis/decomposition/seed{seed}.tsv" for seed in paired],
+        "adam_tied": [f"results/analysis/adam/tied/seed{seed}.tsv" for seed in RUNS["tied"]],
+        "adam_untied": [f"results/analysis/adam/untied/seed{seed}.tsv" for seed in RUNS["untied"]],
+        "lattice_tied": [f"results/analysis/lattice/tied/seed{seed}.tsv" for seed in RUNS["tied"]],
+        "lattice_untied": [f"results/analysis/lattice/untied/seed{seed}.tsv" for seed in RUNS["untied"]],
+        "lattice_rows": [
+            f"results/analysis/lattice/{tying}/seed{REFERENCE_SEED}.rows.tsv"
+            for tying in ("tied", "untied")
+            if REFERENCE_SEED in RUNS[tying]
+        ],
     }
 
 

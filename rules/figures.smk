@@ -1,4 +1,5 @@
-# Per-run analysis tables, the tied/untied decomposition tables, the figures and the report's tables.
+# Per-run analysis and Adam accounting tables, the tied/untied decomposition tables, the figures and the report's
+# tables.
 # Every rule here is local and cheap next to training; each carries a digest of the package code it runs,
 # and the figures rule the figures config section, so editing figure code or a figure parameter redraws the
 # figures without touching the tables, and editing analysis code recomputes tables and figures, never runs.
@@ -41,6 +42,44 @@ rule decomposition:
         code=code_digest("decomposition.py"),
     script:
         "../workflow/scripts/decomposition.py"
+
+
+rule adam_accounting:
+    input:
+        run="results/runs/{tying}/seed{seed}.safetensors",
+    output:
+        "results/analysis/adam/{tying}/seed{seed}.tsv",
+    log:
+        "logs/analysis/adam/{tying}/seed{seed}.log",
+    benchmark:
+        "benchmarks/analysis/adam/{tying}/seed{seed}.tsv"
+    localrule: True
+    conda:
+        "../envs/flannel.yaml"
+    params:
+        code=code_digest("adam_accounting.py"),
+    script:
+        "../workflow/scripts/adam_accounting.py"
+
+
+rule lattice:
+    input:
+        run="results/runs/{tying}/seed{seed}.safetensors",
+    output:
+        steps="results/analysis/lattice/{tying}/seed{seed}.tsv",
+        rows="results/analysis/lattice/{tying}/seed{seed}.rows.tsv",
+    log:
+        "logs/analysis/lattice/{tying}/seed{seed}.log",
+    benchmark:
+        "benchmarks/analysis/lattice/{tying}/seed{seed}.tsv"
+    localrule: True
+    conda:
+        "../envs/flannel.yaml"
+    params:
+        settings=canonical(config["analysis"]),
+        code=code_digest("lattice.py"),
+    script:
+        "../workflow/scripts/lattice.py"
 
 
 # One job draws every figure: a job's start-up (imports) costs more than drawing a figure.

@@ -4,6 +4,7 @@ tiny run, copies of the repository and Snakemake calls, and planted damage to re
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import struct
@@ -15,6 +16,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from flannel import config as flannel_config
+from flannel.recording import StreamingSafetensors
 from flannel.training import Run, train_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,3 +104,25 @@ def legacy_files(folder, *, T=11, extra=1, V=60, n_dead=24, D=8, runs=3, scale=0
     save_file({"dead_mask": mask, "live_mask": ~mask, "dead_indices": dead, "live_indices": torch.nonzero(~mask).flatten()},
               str(paths["masks"]))
     return paths
+
+
+TRAINING = {"learning_rate": 0.1, "lr_schedule": "linear", "warmup_steps": 0, "steps": 2, "adam_beta1": 0.9,
+            "adam_beta2": 0.99, "adam_epsilon": 1e-8}
+
+
+def write_recording(path, matrices: dict[str, torch.Tensor], *, tied: bool, dead_indices, vocab_size: int,
+                    losses=(math.nan, 2.0, 1.5), steps=(0, 1, 2), rows=None, training=None, extra=None):
+    """A finished recording in the workflow's format, with the given [T, rows, D] matrices (and `extra`
+    tensors, such as grad_norms); `training` replaces the config's training section."""
+    n_rows = next(iter(matrices.values())).shape[1]
+    tensors = {**matrices, "losses": torch.tensor(losses, dtype=torch.float32), "recorded_steps": torch.tensor(steps),
+               "recorded_rows": torch.arange(n_rows) if rows is None else torch.tensor(rows),
+               "dead_indices": torch.tensor(dead_indices, dtype=torch.int64),
+               "tied_weights": torch.tensor(tied), **(extra or {})}
+    config = {"model": {"vocab_size": vocab_size}, "training": training or TRAINING}
+    writer = StreamingSafetensors(path, {k: (v.dtype, tuple(v.shape)) for k, v in tensors.items()},
+                                  {"format": "flannel-recording/1", "complete": "false", "config": json.dumps(config)})
+    for name, tensor in tensors.items():
+        writer.write(name, tensor)
+    writer.finish({"complete": "true"})
+    return path

@@ -15,13 +15,35 @@ from transformers import get_constant_schedule_with_warmup, get_linear_schedule_
 
 from flannel import analysis, metrics
 from flannel.analysis import AnalysisError
-from flannel.recording import RecordingError, StreamingSafetensors
+from flannel.recording import RecordingError
+from helpers import TRAINING, write_recording  # noqa: F401
 
 
 def test_cloud_centroid_and_radii():
     offsets = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 2.0], [0.0, -2.0]])
     stats = metrics.cloud(offsets + torch.tensor([3.0, 4.0]))
-    assert stats == pytest.approx({"centroid_norm": 5.0, "radius_mean": 1.5, "radius_max": 2.0})
+    norms = [np.hypot(4, 4), np.hypot(2, 4), np.hypot(3, 6), np.hypot(3, 2)]
+    # Per-dimension variances 0.5 (x) and 2 (y): sd per dimension sqrt(1.25).
+    assert stats == pytest.approx({"centroid_norm": 5.0, "radius_centroid_mean": 1.5, "radius_centroid_max": 2.0,
+                                   "radius_origin_mean": np.mean(norms), "sd_per_dim": np.sqrt(1.25)})
+
+
+def test_radial_fraction_of_known_directions():
+    before = torch.tensor([[2.0, 0.0], [0.0, 3.0], [1.0, 1.0], [5.0, 5.0], [0.0, 0.0]])
+    step = torch.tensor([[0.5, 0.0], [0.0, -1.0], [1.0, -1.0], [0.0, 0.0], [1.0, 0.0]])
+    fractions = metrics.radial_fractions(before + step, before)
+    # outward, inward, tangential, did not move (NaN), sat on the origin (NaN)
+    assert fractions[:3].tolist() == pytest.approx([1.0, -1.0, 0.0])
+    assert fractions[3:].isnan().all()
+    # A step of (1, 1) from (2, 0): 45 degrees off the radius, fraction cos(45) = 0.7071.
+    assert metrics.radial_fractions(torch.tensor([[3.0, 1.0]]), torch.tensor([[2.0, 0.0]])).item() == pytest.approx(0.5**0.5)
+    counts = metrics.radial_counts(before + step, before)
+    # No radial change: the tangential step, the row that did not move, and the row on the origin (no radial
+    # direction exists there); the mean fraction is over the three rows with one (+1, -1, 0).
+    assert counts == pytest.approx({"outward": 0.2, "inward": 0.2, "no_radial": 0.6, "radial_mean": 0.0})
+    # About a centre at (0, 3): row 1 sits on it; row 0's step (0.5, 0) from (2, -3) is partly outward.
+    about = metrics.radial_fractions(before + step, before, torch.tensor([0.0, 3.0]))
+    assert math.isnan(about[1].item()) and about[0].item() == pytest.approx(2 / 13**0.5)
 
 
 def test_cloud_of_no_rows_is_nan():
@@ -119,27 +141,6 @@ def test_norm_indicator_ranks_small_rows_as_dead():
 
 # ---- the per-run table on a hand-written recording ---------------------------------------------------------------
 
-TRAINING = {"learning_rate": 0.1, "lr_schedule": "linear", "warmup_steps": 0, "steps": 2, "adam_beta1": 0.9,
-            "adam_beta2": 0.99, "adam_epsilon": 1e-8}
-
-
-def write_recording(path, matrices: dict[str, torch.Tensor], *, tied: bool, dead_indices, vocab_size: int,
-                    losses=(math.nan, 2.0, 1.5), steps=(0, 1, 2), rows=None):
-    """A finished recording in the workflow's format, with the given [T, rows, D] matrices."""
-    n_rows = next(iter(matrices.values())).shape[1]
-    tensors = {**matrices, "losses": torch.tensor(losses, dtype=torch.float32), "recorded_steps": torch.tensor(steps),
-               "recorded_rows": torch.arange(n_rows) if rows is None else torch.tensor(rows),
-               "dead_indices": torch.tensor(dead_indices, dtype=torch.int64),
-               "tied_weights": torch.tensor(tied)}
-    config = {"model": {"vocab_size": vocab_size}, "training": TRAINING}
-    writer = StreamingSafetensors(path, {k: (v.dtype, tuple(v.shape)) for k, v in tensors.items()},
-                                  {"format": "flannel-recording/1", "complete": "false", "config": json.dumps(config)})
-    for name, tensor in tensors.items():
-        writer.write(name, tensor)
-    writer.finish({"complete": "true"})
-    return path
-
-
 def tied_embeddings():
     """4 rows of 2 dims, rows 0 and 1 dead. Step 1 moves every row by (0.3, 0.4) (length 0.5); step 2 moves
     only row 0 by (0, 1)."""
@@ -176,10 +177,26 @@ def test_table_cloud_columns(tied_table):
     dead = tied_table.set_index("step")
     # Dead rows (1, 0) and (-1, 0): centroid at the origin, radius 1; after step 1 the centroid is (0.3, 0.4).
     assert dead.loc[0, "W_dead_centroid_norm"] == pytest.approx(0.0)
-    assert dead.loc[0, "W_dead_radius_mean"] == pytest.approx(1.0)
+    assert dead.loc[0, "W_dead_radius_centroid_mean"] == pytest.approx(1.0)
     assert dead.loc[1, "W_dead_centroid_norm"] == pytest.approx(0.5)
-    assert dead.loc[1, "W_dead_radius_max"] == pytest.approx(1.0)
-    assert dead.loc[0, "W_live_radius_mean"] == pytest.approx(2.0)
+    assert dead.loc[1, "W_dead_radius_centroid_max"] == pytest.approx(1.0)
+    assert dead.loc[0, "W_live_radius_centroid_mean"] == pytest.approx(2.0)
+    assert dead.loc[0, "W_dead_radius_origin_mean"] == pytest.approx(1.0)
+    assert dead.loc[1, "W_dead_radius_origin_mean"] == pytest.approx((np.hypot(1.3, 0.4) + np.hypot(0.7, 0.4)) / 2)
+    assert dead.loc[0, "W_dead_sd_per_dim"] == pytest.approx(np.sqrt(0.5))
+
+
+def test_table_radial_columns(tied_table):
+    table = tied_table.set_index("step")
+    # Step 1 shifts (1, 0) and (-1, 0) by (0.3, 0.4): one outward, one inward about the origin; about their
+    # centroid (the origin too) the same. Step 2 moves (1.3, 0.4) by (0, 1) (outward); the other row stays.
+    assert table.loc[1, ["W_dead_origin_outward", "W_dead_origin_inward", "W_dead_origin_no_radial"]].tolist() == [0.5, 0.5, 0.0]
+    assert table.loc[1, "W_dead_origin_radial_mean"] == pytest.approx(0.0, abs=1e-6)  # float32 inputs
+    assert table.loc[1, "W_dead_centroid_outward"] == 0.5
+    assert table.loc[2, ["W_dead_origin_outward", "W_dead_origin_no_radial"]].tolist() == [0.5, 0.5]
+    assert table.loc[2, "W_dead_origin_radial_mean"] == pytest.approx(0.4 / np.hypot(1.3, 0.4), rel=1e-6)
+    assert table.loc[2, "W_live_origin_no_radial"] == 1.0
+    assert math.isnan(table.loc[0, "W_dead_origin_outward"])
 
 
 def test_table_displacement_and_freeze_columns(tied_table):
@@ -267,6 +284,6 @@ def test_analysis_of_a_trained_run_keeps_the_init_radius(tiny_runs):
     table = analysis.analyse_run(tiny_runs[("untied", 42)])
     # Untied dead rows of E get no gradient: they never move, whatever the step.
     assert (table["E_dead_displacement_from_init"] == 0).all()
-    assert table["E_dead_radius_mean"].nunique() == 1
+    assert table["E_dead_radius_centroid_mean"].nunique() == 1
     # Adam's first step is about lr per coordinate for every row that has a gradient.
     assert table.loc[1, "W_dead_adam_step"] == pytest.approx(table.loc[1, "lr"], rel=0.05)

@@ -46,7 +46,7 @@ def replicas(tiny_data, tmp_path_factory):
 def test_replica_reproduces_the_reference_and_every_check_passes(tiny_data, tiny_runs, replicas, tmp_path):
     made = report_for(tiny_data, tiny_runs, replicas)
     assert made["passed"] and made["reproducibility"] == {"passed": True, "failures": []}
-    assert [e["number"] for e in made["checks"].values()] == list(range(1, 9))
+    assert [e["number"] for e in made["checks"].values()] == list(range(1, 10))
     assert all(e["passed"] for e in made["checks"].values())
     assert {r["pair"] for r in made["checks"]["replica"]["rows"]} == {"tied seed 42", "untied seed 42"}
     assert made["checks"]["sweep_distinct"]["rows"][0]["all_frobenius"] > 0
@@ -145,7 +145,7 @@ def test_expected_radius_is_the_notebooks_0159():
 
 def test_mean_radius_of_a_gaussian_cloud_meets_its_expectation():
     rows = torch.randn(20000, 64, generator=torch.Generator().manual_seed(1)) * 0.02
-    assert cloud(rows)["radius_mean"] == pytest.approx(checks.expected_radius(0.02, 64, 20000)["expected_centred"], rel=2e-3)
+    assert cloud(rows)["radius_centroid_mean"] == pytest.approx(checks.expected_radius(0.02, 64, 20000)["expected_centred"], rel=2e-3)
 
 
 # ---------------------------------------------------------------------------------------------------------

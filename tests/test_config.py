@@ -10,9 +10,10 @@ from flannel.config import ConfigError
 
 def test_defaults_fill_every_section():
     config = flannel_config.defaults()
-    assert set(config) == {"data", "model", "runs", "training", "recording", "sanity", "figures"}
+    assert set(config) == {"data", "model", "runs", "training", "recording", "sanity", "figures", "analysis"}
     assert config["training"]["objective"] == "next_token"
     assert config["recording"]["record_every"] == 1
+    assert config["analysis"] == {"early_l2": None, "mid_linf": 1.0}
 
 
 def test_schema_defaults_are_the_embedded_default_config():

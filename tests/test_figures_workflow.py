@@ -51,7 +51,7 @@ def test_workflow_tables_cover_every_recorded_step(workflow_run):
         for seed in config["runs"][tying]:
             table = analysis.read_table(workflow_run / "results" / "analysis" / tying / f"seed{seed}.tsv")
             assert table["step"].tolist() == steps
-            assert not table.filter(like="radius_mean").isna().any().any()
+            assert not table.filter(like="radius_centroid_mean").isna().any().any()
     text = (workflow_run / "results" / "analysis" / "tied" / "seed42.tsv").read_text()
     assert str(workflow_run) not in text and str(ROOT) not in text
 

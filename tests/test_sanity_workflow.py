@@ -28,7 +28,7 @@ def test_every_check_passes_on_the_test_config(workflow_run):
     sanity = workflow_run / "results" / "sanity"
     report = json.loads((sanity / "report.json").read_text())
     assert report["passed"] is True and report["reproducibility"]["passed"] is True
-    assert sorted(entry["number"] for entry in report["checks"].values()) == list(range(1, 9))
+    assert sorted(entry["number"] for entry in report["checks"].values()) == list(range(1, 10))
     assert {name: entry["passed"] for name, entry in report["checks"].items()} == dict.fromkeys(checks.CHECKS, True)
     assert "legacy" not in report
     runs = ["results/runs/tied/seed42.safetensors", "results/runs/tied/seed43.safetensors",

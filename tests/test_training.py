@@ -17,9 +17,9 @@ from flannel.training import TrainingError
 
 NOTEBOOK_MODEL = {"vocab_size": 10000, "n_positions": 128, "n_embd": 64, "n_layer": 2, "n_head": 2, "init_scale": 0.02,
                   "attention": "sdpa"}
-TIED_KEYS = {"recorded_steps", "embeddings", "grads", "momentum", "variance", "logits", "losses"}
+TIED_KEYS = {"recorded_steps", "embeddings", "grads", "momentum", "variance", "logits", "losses", "grad_norms"}
 UNTIED_KEYS = {"recorded_steps", "embeddings_E", "embeddings_W", "grads_E", "grads_W", "momentum_E", "momentum_W",
-               "variance_E", "variance_W", "logits", "losses"}
+               "variance_E", "variance_W", "logits", "losses", "grad_norms"}
 SCALARS = {"init_scale", "learning_rate", "weight_decay", "adam_beta1", "adam_beta2", "n_live", "n_dead", "tied_weights"}
 
 
@@ -36,10 +36,12 @@ def test_keys_shapes_dtypes_and_record_count(tiny_runs, tiny_data, tying, keys):
     tensors = load_file(str(tiny_runs[(tying, 42)]))
     assert keys | SCALARS | {"recorded_rows", "dead_indices"} == set(tensors)
     assert tensors["recorded_steps"].tolist() == list(range(steps + 1))
-    for key in keys - {"recorded_steps", "logits", "losses"}:
+    for key in keys - {"recorded_steps", "logits", "losses", "grad_norms"}:
         assert tensors[key].shape == (steps + 1, V, D) and tensors[key].dtype == torch.bfloat16, key
     assert tensors["logits"].shape == (steps + 1, V) and tensors["logits"].dtype == torch.bfloat16
     assert tensors["losses"].shape == (steps + 1,) and tensors["losses"].dtype == torch.float32
+    assert tensors["grad_norms"].shape == (steps + 1,) and tensors["grad_norms"].dtype == torch.float32
+    assert math.isnan(tensors["grad_norms"][0].item()) and (tensors["grad_norms"][1:] > 0).all()
     assert tensors["tied_weights"].item() == (tying == "tied")
     assert tensors["n_dead"].item() == len(tiny_data["masks"]["dead_indices"])
     assert torch.equal(tensors["dead_indices"], tiny_data["masks"]["dead_indices"])
@@ -107,7 +109,7 @@ def test_record_every_and_row_sampling(tiny_data, tmp_path):
     assert rows.numel() == dead.numel() + 7 and set(dead.tolist()) <= set(rows.tolist())
     assert torch.equal(rows, rows.sort().values)
     assert recording.keys == {"recorded_steps", "recorded_rows", "embeddings_E", "embeddings_W", "grads_E", "grads_W",
-                              "losses", "dead_indices"} | SCALARS
+                              "losses", "grad_norms", "dead_indices"} | SCALARS
     assert recording.shape("embeddings_W") == [3, rows.numel(), config["model"]["n_embd"]]
 
 
@@ -202,3 +204,12 @@ def test_an_error_on_the_writer_thread_reaches_the_training_thread():
     writer.put("losses", torch.zeros(4), None, 0)
     with pytest.raises(RecordingError, match="No space left on device"):
         writer.close()
+
+
+def test_grad_norms_are_the_pre_clip_global_norm(tiny_data, tmp_path):
+    # With clipping at 0.05 every step is clipped, so a norm after clipping would read 0.05; the recorded one is
+    # the global norm over every parameter before clipping, also where no clipping is configured.
+    clipped = Recording(train_tiny(tiny_data, tmp_path / "a", "tied", 42, tiny_config(training={"steps": 3, "max_grad_norm": 0.05})))
+    free = Recording(train_tiny(tiny_data, tmp_path / "b", "tied", 42, tiny_config(training={"steps": 3, "max_grad_norm": None})))
+    assert (clipped.tensor("grad_norms")[1:] > 0.05).all()
+    assert clipped.tensor("grad_norms")[1].item() == free.tensor("grad_norms")[1].item()  # same first step

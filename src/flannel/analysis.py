@@ -7,7 +7,14 @@ with.
 
 Table columns: `step`, `loss` (NaN at record 0), `lr` (the LR the step ran at; NaN at record 0), then per
 matrix M (tied: W; untied: E and W) and group G (dead, live), `M_G_<metric>`:
-  centroid_norm, radius_mean, radius_max      the group's cloud around its centroid (L2)
+  centroid_norm                               norm of the group's centroid (L2)
+  radius_centroid_mean, radius_centroid_max   mean and max distance of the rows from the group's centroid
+  radius_origin_mean                          mean distance of the rows from the origin (mean row norm)
+  sd_per_dim                                  per-dimension standard deviation, sqrt(mean_d var_d)
+  {origin,centroid}_{outward,inward,no_radial}  fraction of rows whose step since the previous record moved
+                                              them outward, inward, or not at all radially, about the origin or
+                                              about the group's previous centroid (flannel.metrics.radial_counts)
+  {origin,centroid}_radial_mean               mean over the rows that moved of (dw . w_hat) / |dw|
   displacement_from_init, displacement_step   mean over rows of ||row - row at t=0|| and of ||row - previous||
   fraction_moved                              fraction of rows with any element changed since the previous record
   grad_norm                                   mean over rows of the row's gradient L2 norm (before clipping)
@@ -28,48 +35,15 @@ import torch
 
 from .errors import AnalysisError
 from .metrics import (adam_step, cloud, fraction_moved, indicator_aucs, mean_or_nan, mean_row_norm,
-                      principal_axes, row_norms, rows64)
+                      principal_axes, radial_counts, row_norms, rows64)
 from .outputs import atomic_output
 from .recording import Recording
+from .rows import GROUPS, dead_rows, group_masks, scheduled_lr, sides  # noqa: F401 (the analyses' API)
 
-GROUPS = ("dead", "live")
 FLOAT_FORMAT = "%.9g"
 
 
-def group_masks(dead: torch.Tensor) -> tuple[tuple[str, torch.Tensor], ...]:
-    return tuple(zip(GROUPS, (dead, ~dead)))
-
-
-def scheduled_lr(step: int, training: dict) -> float:
-    """The LR that optimizer step `step` (1-based) used: the scheduler is stepped after each optimizer step,
-    so step t runs at lr x factor(t - 1), factor as in transformers' linear/constant schedules with warmup."""
-    t, warmup, total = step - 1, training["warmup_steps"], training["steps"]
-    if t < warmup:
-        factor = t / max(1, warmup)
-    elif training["lr_schedule"] == "linear":
-        factor = max(0.0, (total - t) / max(1, total - warmup))
-    else:
-        factor = 1.0
-    return training["learning_rate"] * factor
-
-
 # ---- one record of one run --------------------------------------------------------------------------------
-
-
-def dead_rows(recording: Recording) -> torch.Tensor:
-    """Boolean mask over the recorded rows: True where the row's token never occurs in the training ids."""
-    vocab_size = recording.config.get("model", {}).get("vocab_size")
-    dead_ids = recording.tensor("dead_indices").long()
-    rows = recording.tensor("recorded_rows").long()
-    if vocab_size is None or (dead_ids.numel() and int(dead_ids.max()) >= vocab_size):
-        raise AnalysisError(f"{recording.path}: dead_indices do not fit the recorded vocab_size {vocab_size}")
-    dead = torch.zeros(vocab_size, dtype=torch.bool)
-    dead[dead_ids] = True
-    return dead[rows]
-
-
-def sides(recording: Recording) -> tuple[str, ...]:
-    return ("W",) if recording.tied else ("E", "W")
 
 
 def group_metrics(prefix: str, x: torch.Tensor, first: torch.Tensor, previous: torch.Tensor | None,
@@ -81,6 +55,10 @@ def group_metrics(prefix: str, x: torch.Tensor, first: torch.Tensor, previous: t
     values["fraction_moved"] = math.nan if previous is None else fraction_moved(x, previous)
     values["grad_norm"] = math.nan if grad is None else mean_row_norm(grad)
     values["adam_step"] = math.nan if adam is None else mean_or_nan(adam)
+    for centre, about in (("origin", None), ("centroid", None if previous is None else rows64(previous).mean(dim=0))):
+        counts = (radial_counts(x, previous, about) if previous is not None
+                  else dict.fromkeys(("outward", "inward", "no_radial", "radial_mean"), math.nan))
+        values.update({f"{centre}_{name}": value for name, value in counts.items()})
     return {f"{prefix}_{name}": value for name, value in values.items()}
 
 

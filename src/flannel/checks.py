@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from . import adam
 from .errors import RecordingError, SanityError
 from .metrics import cloud
 from .outputs import display
@@ -29,12 +30,13 @@ CHECKS = {  # name: (number, title)
     "radius": (6, "Mean radius of the dead cloud from its centroid"),
     "replica": (7, "Replica vs original, every tensor bitwise"),
     "manifest": (8, "Manifest of the run files"),
+    "adam_replay": (9, "Every recorded step rebuilt bitwise from the recording (torch's AdamW)"),
 }
 # The checks whose failure means "same seed, different bytes"; they fail the workflow when configured to.
-REPRODUCIBILITY = ("initial_state", "replica")
+REPRODUCIBILITY = ("initial_state", "replica", "adam_replay")
 # Within one record, the order in which a step computes its quantities (forward, backward, optimizer
 # state, weights), so the first differing tensor reported is the earliest cause, not a consequence.
-CAUSAL_ORDER = ("logits", "losses", "grads", "momentum", "variance", "embeddings")
+CAUSAL_ORDER = ("logits", "losses", "grads", "grad_norms", "momentum", "variance", "embeddings")
 # Header entries that decide a run's bytes besides its config: a difference there explains a difference below.
 PROVENANCE = ("numerics", "hardware", "device", "versions")
 
@@ -292,8 +294,8 @@ def check_radius(series: list[Series], dead: torch.Tensor | None, default_init_s
             continue
         last = s.steps[-1]
         initial = s.record(0)
-        r0 = cloud(initial[positions])["radius_mean"]
-        r_last = cloud(s.at_step(last)[positions])["radius_mean"]
+        r0 = cloud(initial[positions])["radius_centroid_mean"]
+        r_last = cloud(s.at_step(last)[positions])["radius_centroid_mean"]
         init_scale = s.init_scale if s.init_scale is not None else default_init_scale
         n, dim = positions.numel(), initial.shape[-1]
         expected = expected_radius(init_scale, dim, n)
@@ -403,3 +405,47 @@ def check_manifest(paths, root=".") -> dict:
     summary = f"{len(rows)} run files, {sum(r['bytes'] for r in rows)} bytes" + (
         f"; tensors differ from their header's digests: {'; '.join(bad)}" if bad else ", every tensor matches its digest")
     return _entry("manifest", not bad, summary, rows)
+
+
+def check_adam_replay(recordings: dict[str, Recording], labels: dict[str, str]) -> dict:
+    """Each run replayed step by step from its own recording (flannel.adam): W_t from W_(t-1) and the
+    recorded moments, m_t and v_t from the previous moments, the pre-clip grad and the pre-clip global norm,
+    with torch's single-tensor AdamW arithmetic in the parameter dtype. Every element of every step must be
+    rebuilt bitwise; a recording that cannot be replayed (sparse records, another dtype) is not applicable."""
+    rows, failures = [], []
+    for name, recording in recordings.items():
+        why_not = adam.replayable(recording)
+        row = {"run": name, "file": labels[name], "replayed_steps": 0, "weights_min": None, "momentum_min": None,
+               "variance_min": None, "first_failure": None, "note": why_not}
+        if why_not is None:
+            worst = dict.fromkeys(adam.QUANTITIES, 1.0)
+            checked = dict.fromkeys(adam.QUANTITIES, False)
+            for table_row in adam.accounting_rows(recording):
+                if table_row["step"] == 0:
+                    continue
+                row["replayed_steps"] += 1
+                for key, value in table_row.items():
+                    quantity = key.split("_")[1] if key.endswith("_bitwise") else None
+                    if quantity in worst and not math.isnan(value):
+                        worst[quantity], checked[quantity] = min(worst[quantity], value), True
+                found = row["first_failure"] is None and adam.first_failure(table_row, recording)
+                if found:
+                    tensor, quantity, fraction = found
+                    row["first_failure"] = f"{tensor} at step {table_row['step']}"
+                    failures.append(f"sanity check 9 ({name}): the Adam replay of {labels[name]} does not close at step "
+                                    f"{table_row['step']} in tensor '{tensor}': {fraction:.6%} of its elements rebuilt bitwise")
+            row.update({f"{q}_min": worst[q] if checked[q] else None for q in adam.QUANTITIES})
+            if not checked["momentum"]:
+                row["note"] = "moments not replayed (no grads or no grad_norms recorded); weights only"
+        rows.append(row)
+    replayed = [r for r in rows if r["note"] is None or r["replayed_steps"]]
+    passed = _all(r["first_failure"] is None for r in replayed)
+    if not replayed:
+        summary = "no recording can be replayed" + (f" ({rows[0]['note']})" if rows else "")
+    elif failures:
+        summary = failures[0]
+    else:
+        steps = sum(r["replayed_steps"] for r in replayed)
+        summary = (f"{len(replayed)} run(s), {steps} steps: weights, momentum and variance rebuilt bitwise in 100 % of "
+                   "elements at every step")
+    return _entry("adam_replay", passed, summary, rows, failures=failures)

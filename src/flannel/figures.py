@@ -21,7 +21,7 @@ class Figure:
 
 
 FIGURES = {
-    "a_dead_cloud": Figure("Dead-cloud geometry", "dead-cloud radius and centroid", "dead_cloud"),
+    "a_dead_cloud": Figure("Dead-cloud geometry", "dead-cloud radii (centroid, origin), centroid, sd", "dead_cloud"),
     "b_fraction_moved": Figure("Freeze and optimisation", "fraction of rows that moved, LR", "rows_moved"),
     "c_loss": Figure("Freeze and optimisation", "loss, tied vs untied", "loss_curves"),
     "d_e_minus_w": Figure("Tied vs untied", "||E - W|| (untied)", "e_minus_w", needs="untied"),
@@ -31,6 +31,10 @@ FIGURES = {
     "h_indicators": Figure("Under-trained-token indicators", "Land & Bartolo indicators, ROC AUC", "indicators"),
     "i_gradients": Figure("Freeze and optimisation", "gradients and Adam steps, dead vs live", "gradients",
                           quantities=("grads", "momentum", "variance")),
+    "j_adam_accounting": Figure("Adam accounting", "replay of every step, lost updates", "adam_accounting",
+                                quantities=("embeddings", "momentum", "variance")),
+    "k_radial": Figure("Dead-cloud geometry", "radial motion of dead rows", "radial_motion"),
+    "l_lattice": Figure("Freeze and optimisation", "lattice phases and freeze steps", "lattice_phases"),
 }
 
 

@@ -15,14 +15,47 @@ def rows64(x: torch.Tensor) -> torch.Tensor:
 
 
 def cloud(x: torch.Tensor) -> dict[str, float]:
-    """Norm of the rows' centroid, mean and max distance of the rows from it."""
+    """The two radii of a cloud of rows, named: the norm of the rows' centroid; the mean and max distance of the
+    rows from their centroid (`radius_centroid_*`); the mean distance from the origin, i.e. the mean row norm
+    (`radius_origin_mean`); and the per-dimension standard deviation sqrt(mean_d var_d) (population variance),
+    which is the RMS radius from the centroid over sqrt(D). For rows far from the origin the centroid norm and
+    the origin radius grow together while the centroid radius can shrink: one cloud, two different stories."""
     if x.shape[0] == 0:
-        return {"centroid_norm": math.nan, "radius_mean": math.nan, "radius_max": math.nan}
+        return dict.fromkeys(("centroid_norm", "radius_centroid_mean", "radius_centroid_max", "radius_origin_mean",
+                              "sd_per_dim"), math.nan)
     x = rows64(x)
     centroid = x.mean(dim=0)
     radii = torch.linalg.vector_norm(x - centroid, dim=1)
-    return {"centroid_norm": torch.linalg.vector_norm(centroid).item(), "radius_mean": radii.mean().item(),
-            "radius_max": radii.max().item()}
+    return {"centroid_norm": torch.linalg.vector_norm(centroid).item(), "radius_centroid_mean": radii.mean().item(),
+            "radius_centroid_max": radii.max().item(),
+            "radius_origin_mean": torch.linalg.vector_norm(x, dim=1).mean().item(),
+            "sd_per_dim": x.var(dim=0, correction=0).mean().sqrt().item()}
+
+
+def radial_fractions(x: torch.Tensor, before: torch.Tensor, centre: torch.Tensor | None = None) -> torch.Tensor:
+    """Per row, the signed radial fraction (dw . w_hat) / |dw| of the step before -> x, w_hat the unit vector
+    from `centre` (the origin when None) to the row's previous position: +1 straight outward, -1 straight
+    inward, 0 tangential. NaN for a row that did not move (or sat exactly on the centre)."""
+    w = rows64(before) - (0 if centre is None else rows64(centre))
+    dw = rows64(x) - rows64(before)
+    step, radius = torch.linalg.vector_norm(dw, dim=1), torch.linalg.vector_norm(w, dim=1)
+    fraction = (dw * w).sum(dim=1) / (step * radius)
+    return torch.where((step > 0) & (radius > 0), fraction, torch.full_like(fraction, math.nan))
+
+
+def radial_counts(x: torch.Tensor, before: torch.Tensor, centre: torch.Tensor | None = None) -> dict[str, float]:
+    """Fractions of rows whose step moved them outward (dw . w > 0), inward (< 0) or not at all radially (the row
+    did not move, or moved exactly tangentially), about `centre` (the origin when None), and the mean signed
+    radial fraction of the rows that moved."""
+    if x.shape[0] == 0:
+        return dict.fromkeys(("outward", "inward", "no_radial", "radial_mean"), math.nan)
+    w = rows64(before) - (0 if centre is None else rows64(centre))
+    dot = ((rows64(x) - rows64(before)) * w).sum(dim=1)
+    fractions = radial_fractions(x, before, centre)
+    moved = ~fractions.isnan()
+    return {"outward": (dot > 0).double().mean().item(), "inward": (dot < 0).double().mean().item(),
+            "no_radial": (dot == 0).double().mean().item(),
+            "radial_mean": fractions[moved].mean().item() if moved.any() else math.nan}
 
 
 def row_norms(x: torch.Tensor) -> torch.Tensor:

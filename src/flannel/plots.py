@@ -82,18 +82,40 @@ def seed_note(settings: dict) -> str:
 
 
 def dead_cloud(inputs: dict, settings: dict):
-    """a. Mean radius of the dead rows around their centroid, and the centroid's norm."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    panels = ((axes[0], "radius_mean", f"mean distance from dead centroid, {NORM}", "linear"),
-              (axes[1], "centroid_norm", f"norm of dead centroid, {NORM}", "log"))
+    """a. The dead cloud's two radii, named (from its centroid and from the origin), its centroid norm and its
+    per-dimension standard deviation."""
+    fig, axes = plt.subplots(1, 4, figsize=(19, 4.3))
+    panels = ((axes[0], "radius_centroid_mean", "radius from the centroid:\nmean distance from the dead centroid (L2)", "linear"),
+              (axes[1], "radius_origin_mean", "radius from the origin:\nmean dead-row norm (L2)", "linear"),
+              (axes[2], "centroid_norm", "norm of the dead centroid (L2)", "log"),
+              (axes[3], "sd_per_dim", "per-dimension standard deviation\nsqrt(mean_d var_d)", "linear"))
     entries = matrices(inputs)
     for ax, metric, ylabel, scale in panels:
         for label, found, prefix in entries:
             band(ax, found, f"{prefix}_dead_{metric}", label=label, color=COLORS[label])
         ax.set(xlabel=STEP, ylabel=ylabel, yscale=scale)
         ax.grid(alpha=0.3, which="both")
-        ax.legend()
-    return finish(fig, f"a. Dead-token cloud: radius and centroid ({seed_note(settings)})")
+        ax.legend(fontsize="small")
+    return finish(fig, f"a. Dead-token cloud: both radii, centroid, spread ({seed_note(settings)})")
+
+
+def radial_motion(inputs: dict, settings: dict):
+    """k. Per step, the fractions of dead rows that moved outward, inward or not at all radially, about the
+    origin and about the dead centroid."""
+    entries = matrices(inputs)
+    fig, axes = plt.subplots(2, len(entries), figsize=(4.8 * len(entries), 7.4), sharex=True, sharey=True, squeeze=False)
+    styles = (("outward", "C3", "-"), ("inward", "C0", "-"), ("no_radial", "0.4", ":"))
+    for column, (label, found, prefix) in enumerate(entries):
+        for row, centre in enumerate(("origin", "centroid")):
+            ax = axes[row][column]
+            for kind, color, style in styles:
+                band(ax, found, f"{prefix}_dead_{centre}_{kind}", label=kind.replace("_", " "), color=color, linestyle=style)
+            about = "the origin" if centre == "origin" else "the dead centroid"
+            ax.set(title=f"{label}: dead rows, about {about}", ylim=(-0.03, 1.03),
+                   ylabel=f"fraction of dead rows\n(radial motion about {about})", xlabel=STEP if row else "")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize="small")
+    return finish(fig, f"k. Radial motion of the dead rows, step by step ({seed_note(settings)})")
 
 
 def rows_moved(inputs: dict, settings: dict):
@@ -256,6 +278,80 @@ def gradients(inputs: dict, settings: dict):
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize="small")
     return finish(fig, f"i. Gradients and Adam steps, dead vs live rows ({seed_note(settings)})")
+
+
+def adam_entries(inputs: dict) -> list[tuple[str, list[pd.DataFrame], str]]:
+    """(label, Adam accounting tables, column prefix) for tied W, untied W and untied E."""
+    tied, untied = tables(inputs, "adam_tied"), tables(inputs, "adam_untied")
+    entries = [("tied W", tied, "W"), ("untied W", untied, "W"), ("untied E", untied, "E")]
+    return [(label, found, prefix) for label, found, prefix in entries if found]
+
+
+def adam_accounting(inputs: dict, settings: dict):
+    """j. The replay of every step from the recording (fraction rebuilt bitwise), the updates bf16 lost, and
+    the second moments that could not decrease."""
+    entries = adam_entries(inputs)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    for label, found, prefix in entries:
+        worst = np.stack([table[[f"{prefix}_{q}_bitwise" for q in ("weights", "momentum", "variance")]].min(axis=1)
+                          .to_numpy(dtype=float) for table in found])
+        replayed = np.isfinite(worst)
+        low = f"lowest {worst[replayed].min():.4%}" if replayed.any() else "not replayable"
+        axes[0].plot(found[0]["step"], worst.min(axis=0), color=COLORS[label], label=f"{label}: {low} ({len(found)} run(s))")
+    axes[0].set(xlabel=STEP, ylabel="fraction of elements rebuilt bitwise\n(lowest of W, m, v; lowest over runs)",
+                ylim=(-0.03, 1.03), title="replay of torch's AdamW from the recording")
+    for ax, metric, ylabel, title in (
+            (axes[1], "lost_update", "fraction of elements: exact update != 0\nbut bf16 weight unchanged", "lost updates"),
+            (axes[2], "v_cannot_decrease", "fraction of elements (v > 0) whose\nv x beta2 rounds back to v", "second moment cannot decrease")):
+        for label, found, prefix in entries:
+            for group in GROUPS:
+                column = f"{prefix}_{group}_{metric}"
+                if all(table[column].isna().all() for table in found):
+                    continue
+                band(ax, found, column, label=f"{label}, {group} rows", color=COLORS[label], linestyle=GROUP_STYLE[group])
+        ax.set(xlabel=STEP, ylabel=ylabel, ylim=(-0.03, 1.03), title=title)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    return finish(fig, f"j. Adam accounting: every step replayed, updates lost to bf16 ({seed_note(settings)})")
+
+
+PHASE_COLORS = {"early": "C3", "mid": "C1", "late": "C2", "frozen": "C0"}
+
+
+def lattice_phases(inputs: dict, settings: dict):
+    """l. Per step, the fraction of dead and live rows in each lattice phase; per row, the step it froze at,
+    dead vs live (the reference seed)."""
+    tied, untied = tables(inputs, "lattice_tied"), tables(inputs, "lattice_untied")
+    entries = [(label, found, prefix) for label, found, prefix in
+               (("tied W", tied, "W"), ("untied W", untied, "W"), ("untied E", untied, "E")) if found]
+    per_row = {("untied" if "/untied/" in path else "tied"): pd.read_csv(path, sep="\t") for path in inputs.get("lattice_rows", [])}
+    fig, axes = plt.subplots(3, len(entries), figsize=(4.8 * len(entries), 10.5), squeeze=False)
+    for column, (label, found, prefix) in enumerate(entries):
+        for row, group in enumerate(GROUPS):
+            ax = axes[row][column]
+            for phase in ("early", "mid", "late", "frozen"):
+                band(ax, found, f"{prefix}_{group}_phase_{phase}", label=phase, color=PHASE_COLORS[phase])
+            ax.set(title=f"{label}: {group} rows", xlabel=STEP, ylabel=f"fraction of {group} rows in the phase", ylim=(-0.03, 1.03))
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize="small")
+        ax = axes[2][column]
+        rows = per_row.get(label.split()[0])
+        if rows is not None:
+            rows = rows[rows["matrix"] == prefix]
+            last = found[0]["step"].max()
+            bins = np.linspace(0, last + 1, min(50, int(last) + 2))
+            for group, mask in (("dead", rows["dead"].astype(bool)), ("live", ~rows["dead"].astype(bool))):
+                frozen = rows.loc[mask, "frozen_from"].dropna()
+                never = int(mask.sum()) - frozen.size
+                if mask.any():
+                    ax.hist(frozen, bins=bins, histtype="step", color=GROUP_COLORS[group], linestyle=GROUP_STYLE[group],
+                            label=f"{group} rows (n={int(mask.sum())}; {never} still moving at the end)")
+        ax.set(title=f"{label}: freeze step per row (seed {settings['seeds']['reference']})", xlabel="step the row froze at (after its last move)",
+               ylabel="number of rows")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    return finish(fig, f"l. Lattice phases (early, mid-life, late, frozen) and freeze steps ({seed_note(settings)})")
 
 
 def save(fig, output, dpi: int) -> None:

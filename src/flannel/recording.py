@@ -351,7 +351,9 @@ def _declared_size(path: Path) -> int:
 class RunRecorder:
     """The notebooks' recorder, streamed. Record 0 is the initial state (zero grads and moments, NaN loss,
     zero logits); record k follows optimizer step k x record_every: weights and Adam moments after the step,
-    grads before it (before clipping), the logits of sequence 0 at its last position, and the step's loss."""
+    grads before it (before clipping), the logits of sequence 0 at its last position, the step's loss, and the
+    global gradient norm over all parameters before clipping (`grad_norms`, float32; exact, as the norm is
+    computed in the grads' dtype, bf16 or fp32), from which a replay gets the clipping factor."""
 
     def __init__(self, path, *, tied: bool, rows: torch.Tensor, vocab_size: int, n_embd: int, n_records: int,
                  quantities, dtype: torch.dtype, scalars: dict[str, torch.Tensor], metadata: dict[str, str]):
@@ -361,6 +363,7 @@ class RunRecorder:
         self.with_logits = "logits" in quantities
         specs = {key: (dtype, (n_records, rows.numel(), n_embd)) for key in self.keys}
         specs["losses"] = (torch.float32, (n_records,))
+        specs["grad_norms"] = (torch.float32, (n_records,))
         specs["recorded_steps"] = (torch.int64, (n_records,))
         specs["recorded_rows"] = (torch.int64, (rows.numel(),))
         if self.with_logits:
@@ -386,8 +389,9 @@ class RunRecorder:
                 for side, p in params.items()}
 
     def record(self, step: int, params: dict[str, torch.nn.Parameter], optimizer, grads: dict | None,
-               logits_row: torch.Tensor | None, loss: float) -> None:
-        """`params` maps "E"/"W" to the embedding and unembedding (one entry, "W", when tied)."""
+               logits_row: torch.Tensor | None, loss: float, grad_norm: float = float("nan")) -> None:
+        """`params` maps "E"/"W" to the embedding and unembedding (one entry, "W", when tied); `grad_norm` is
+        the step's global gradient norm over every parameter before clipping (NaN at record 0)."""
         for side, param in params.items():
             state = optimizer.state.get(param, {})
             values = {
@@ -403,6 +407,7 @@ class RunRecorder:
         if self.with_logits:
             self.file.write("logits", logits_row if logits_row is not None else torch.zeros(self.file.specs["logits"][1][1]), self.index)
         self.file.write("losses", torch.tensor(loss, dtype=torch.float32), self.index)
+        self.file.write("grad_norms", torch.tensor(grad_norm, dtype=torch.float32), self.index)
         self.file.write("recorded_steps", torch.tensor(step, dtype=torch.int64), self.index)
         self.index += 1
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from .checks import (check_dead_indices, check_initial_state, check_manifest, check_radius, check_record_counts,
+from .checks import (check_adam_replay, check_dead_indices, check_initial_state, check_manifest, check_radius, check_record_counts,
                      check_replicas, check_step_differences, check_sweep_distinct, load_dead_indices, open_recording,
                      run_series)
 from .errors import RecordingError, ReproducibilityError, SanityError
@@ -35,7 +35,7 @@ def _open_run(path, tying: str, expected_config: dict | None, root):
 
 def workflow_checks(settings: dict, runs: dict, replicas: dict, canonical: torch.Tensor, root=".",
                     expected_config: dict | None = None) -> dict:
-    """The eight checks on this workflow's runs; `runs` and `replicas` map (tying, seed) to a recording path.
+    """The nine checks on this workflow's runs; `runs` and `replicas` map (tying, seed) to a recording path.
     With `expected_config` (the training sections the rule expects), a run recorded under another is refused."""
     runs = {key: _open_run(path, key[0], expected_config, root) for key, path in runs.items()}
     replicas = {key: _open_run(path, key[0], expected_config, root) for key, path in replicas.items()}
@@ -55,6 +55,8 @@ def workflow_checks(settings: dict, runs: dict, replicas: dict, canonical: torch
         "replica": check_replicas({name: (a[0].source, b[0].source) for name, (a, b) in pairs.items()},
                                   {name: (a[0].file, b[0].file) for name, (a, b) in pairs.items()}),
         "manifest": check_manifest([s[0].source.path for s in [*runs.values(), *replicas.values()]], root),
+        "adam_replay": check_adam_replay({f"{tying} seed {seed}": s[0].source for (tying, seed), s in sorted(runs.items())},
+                                         {f"{tying} seed {seed}": s[0].file for (tying, seed), s in sorted(runs.items())}),
     }
 
 

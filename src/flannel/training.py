@@ -191,8 +191,11 @@ def train_run(config: dict, run: Run, token_ids: torch.Tensor, masks: dict[str, 
                     param.grad, work.grad = work.grad.to(param_dtype), None
             is_record = step % record_every == 0
             grads = recorder.snapshot_grads(recorded) if is_record else None
+            # The pre-clip global norm, in the grads' dtype: with it a replay rebuilds the clipping factor.
             if training["max_grad_norm"] is not None:
-                torch.nn.utils.clip_grad_norm_(params, training["max_grad_norm"])
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, training["max_grad_norm"])
+            else:
+                grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None]) if is_record else None
             previous_variance = {name: optimizer.state[p]["exp_avg_sq"].clone() for name, p in model.named_parameters()
                                  if p in optimizer.state}
             optimizer.step()
@@ -202,7 +205,7 @@ def train_run(config: dict, run: Run, token_ids: torch.Tensor, masks: dict[str, 
                 if name in previous_variance:
                     variance_decreased[name] |= optimizer.state[p]["exp_avg_sq"] < previous_variance[name]
             if is_record:
-                recorder.record(step, recorded, optimizer, grads, logits[0, -1].detach(), loss.item())
+                recorder.record(step, recorded, optimizer, grads, logits[0, -1].detach(), loss.item(), grad_norm.item())
             if step % training["log_every"] == 0 or step == steps:
                 _log_progress(run, step, steps, loss.item(), time.perf_counter() - started)
         final_digest = state_sha256(model)

@@ -1,0 +1,200 @@
+"""Adam accounting: every recorded step replayed from the recording alone with torch's single-tensor AdamW
+arithmetic, in the parameter dtype, and the updates that bf16 rounding lost.
+
+The replay of optimizer step t (torch.optim.AdamW, foreach=False, the training loop's optimizer):
+  g   = grad_t x clip                     clip = min(max_norm / (|g|_pre-clip + 1e-6), 1), in the grads' dtype
+  m_t = m_(t-1).lerp(g, 1 - beta1)
+  v_t = v_(t-1).mul(beta2).addcmul(g, g, value=1 - beta2)
+  W_t = W_(t-1) [.mul(1 - lr wd)] .addcdiv(m_t, sqrt(v_t) / sqrt(1 - beta2^t) + eps, value=-lr / (1 - beta1^t))
+every operation on tensors of the parameter dtype, so each intermediate rounds as it did in training. W_t is
+rebuilt from the recorded m_t and v_t (so a wrong moment shows at its own step); m_t and v_t from the recorded
+previous moments, the recorded pre-clip grad and the recorded pre-clip global norm (`grad_norms`). lr is the
+config's schedule (flannel.analysis.scheduled_lr). The replay closes bitwise only where consecutive steps were
+recorded in the parameter dtype; elsewhere its columns are NaN.
+
+Lost updates: the exact update -lr/(1 - beta1^t) m_t / (sqrt(v_t / (1 - beta2^t)) + eps), computed in float64
+from the recorded moments, is nonzero while the recorded weight did not change (the bf16 rounding ate it).
+A second moment "cannot decrease" at step t where v_(t-1) > 0 and v_(t-1) x beta2 rounds back to v_(t-1) in
+the parameter dtype: the decay is lost, and adding g^2 >= 0 cannot make it smaller.
+
+Table columns (one row per record; NaN at record 0): `step`, `lr`, `grad_norm` (pre-clip, global), `clip`
+(the factor applied), then per matrix M (tied: W; untied: E and W):
+  M_weights_bitwise, M_momentum_bitwise, M_variance_bitwise   fraction of M's recorded elements rebuilt bitwise
+and per group G (dead, live):
+  M_G_update_nonzero     fraction of elements whose exact float64 update is nonzero
+  M_G_lost_update        fraction of elements whose exact update is nonzero while the weight did not change
+  M_G_v_cannot_decrease  fraction of elements (of those with v_(t-1) > 0) whose v could not decrease
+  M_G_v_decreased        fraction of elements (of those with v_(t-1) > 0) whose v did decrease
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from .model import DTYPES
+from .recording import Recording
+from .rows import dead_rows, group_masks, scheduled_lr, sides
+
+QUANTITIES = ("momentum", "variance", "weights")  # the order within a step in which a replay can fail
+CLIP_EPS = 1e-6  # torch.nn.utils.clip_grad_norm_'s
+
+
+# ---- torch's arithmetic ------------------------------------------------------------------------------------
+
+
+def clip_factor(grad_norm: float, max_norm: float | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """clip_grad_norm_'s factor min(max_norm / (norm + 1e-6), 1) as it computes it: a 0-dim tensor of the
+    grads' dtype (the norm is exact in `dtype`; the recording stores it as float32). None: no clipping."""
+    if max_norm is None:
+        return None
+    norm = torch.tensor(grad_norm, dtype=torch.float32).to(dtype)
+    return torch.clamp(float(max_norm) / (norm + CLIP_EPS), max=1.0)
+
+
+def replay_moments(m_prev: torch.Tensor, v_prev: torch.Tensor, grad: torch.Tensor, *, beta1: float, beta2: float,
+                   clip: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """m_t and v_t from the previous moments and the pre-clip grad, all in the moments' dtype."""
+    g = grad.to(m_prev.dtype)
+    if clip is not None:
+        g = g.mul(clip)
+    m = m_prev.clone().lerp_(g, 1 - beta1)
+    v = v_prev.clone().mul_(beta2).addcmul_(g, g, value=1 - beta2)
+    return m, v
+
+
+def replay_weights(w_prev: torch.Tensor, m: torch.Tensor, v: torch.Tensor, *, lr: float, step: int, beta1: float,
+                   beta2: float, eps: float, weight_decay: float = 0.0) -> torch.Tensor:
+    """W_t from W_(t-1) and the step's moments, in the weights' dtype (torch's non-capturable branch: the
+    bias corrections are Python floats of the float step count)."""
+    w = w_prev.clone()
+    if weight_decay != 0:
+        w.mul_(1 - lr * weight_decay)
+    t = float(step)
+    step_size = lr / (1 - beta1**t)
+    denom = (v.sqrt() / (1 - beta2**t) ** 0.5).add_(eps)
+    return w.addcdiv_(m, denom, value=-step_size)
+
+
+def exact_update(m: torch.Tensor, v: torch.Tensor, *, lr: float, step: int, beta1: float, beta2: float,
+                 eps: float) -> torch.Tensor:
+    """The update Adam meant to make, in float64 from the recorded moments (no rounding of the result)."""
+    m64, v64 = m.double(), v.double()
+    return -lr / (1 - beta1**step) * m64 / ((v64 / (1 - beta2**step)).sqrt() + eps)
+
+
+def bitwise_fraction(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Fraction of elements with identical bits (same dtype; NaN equals NaN, +0 differs from -0)."""
+    width = a.element_size()
+    same = (a.contiguous().view(torch.uint8).reshape(-1, width) == b.contiguous().view(torch.uint8).reshape(-1, width)).all(dim=1)
+    return same.double().mean().item() if same.numel() else math.nan
+
+
+def _fraction(mask: torch.Tensor, among: torch.Tensor | None = None) -> float:
+    if among is not None:
+        mask = mask[among]
+    return mask.double().mean().item() if mask.numel() else math.nan
+
+
+# ---- one recording ------------------------------------------------------------------------------------------
+
+
+def replayable(recording: Recording) -> str | None:
+    """Why this recording cannot be replayed bitwise (a sentence), or None if it can."""
+    config = recording.config
+    training, record = config.get("training", {}), config.get("recording", {})
+    wanted = {recording.matrix(q, s) for q in ("embeddings", "momentum", "variance") for s in sides(recording)}
+    if not wanted <= recording.keys:
+        return "weights and both Adam moments must be recorded"
+    if record.get("record_every", 1) != 1:
+        return f"recorded every {record['record_every']} steps; the replay needs every step"
+    param_dtype = DTYPES.get(training.get("param_dtype", "bfloat16"))
+    recorded = recording.record(recording.matrix("embeddings", sides(recording)[0]), 0).dtype
+    if recorded != param_dtype:
+        return f"recorded in {str(recorded).replace('torch.', '')}, the optimizer state is {training.get('param_dtype')}"
+    return None
+
+
+def _moments_replayable(recording: Recording) -> bool:
+    needs_norm = recording.config["training"].get("max_grad_norm") is not None
+    grads = {recording.matrix("grads", s) for s in sides(recording)}
+    return grads <= recording.keys and (not needs_norm or "grad_norms" in recording.keys)
+
+
+def accounting_rows(recording: Recording):
+    """One dict per record (see the module's table columns), reading one record of each tensor at a time."""
+    training = recording.config["training"]
+    hyper = {"beta1": training["adam_beta1"], "beta2": training["adam_beta2"]}
+    eps, weight_decay = training["adam_epsilon"], training.get("weight_decay", 0.0)
+    why_not = replayable(recording)
+    moments = why_not is None and _moments_replayable(recording)
+    dtype = DTYPES[training.get("param_dtype", "bfloat16")]
+    dead = dead_rows(recording)
+    norms = recording.tensor("grad_norms").tolist() if "grad_norms" in recording.keys else None
+    previous, previous_step = None, None
+    for index, step in enumerate(recording.steps()):
+        current = {side: {q: recording.record(recording.matrix(k, side), index) for q, k in
+                          (("weights", "embeddings"), ("momentum", "momentum"), ("variance", "variance"))
+                          if recording.matrix(k, side) in recording.keys} for side in sides(recording)}
+        lr = scheduled_lr(step, training) if step > 0 else math.nan
+        grad_norm = norms[index] if norms is not None and step > 0 else math.nan
+        clip = None if step == 0 or math.isnan(grad_norm) else clip_factor(grad_norm, training.get("max_grad_norm"), dtype)
+        row = {"step": step, "lr": lr, "grad_norm": grad_norm, "clip": math.nan if clip is None else clip.item()}
+        consecutive = previous is not None and step == previous_step + 1
+        for side, now in current.items():
+            before = previous[side] if consecutive else None
+            fractions = dict.fromkeys(QUANTITIES, math.nan)
+            if why_not is None and before is not None:
+                if moments:
+                    grad = recording.record(recording.matrix("grads", side), index)
+                    m, v = replay_moments(before["momentum"], before["variance"], grad, clip=clip, **hyper)
+                    fractions["momentum"] = bitwise_fraction(m, now["momentum"])
+                    fractions["variance"] = bitwise_fraction(v, now["variance"])
+                w = replay_weights(before["weights"], now["momentum"], now["variance"], lr=lr, step=step, eps=eps,
+                                   weight_decay=weight_decay, **hyper)
+                fractions["weights"] = bitwise_fraction(w, now["weights"])
+            row.update({f"{side}_{q}_bitwise": fractions[q] for q in QUANTITIES})
+            row.update(_lost(side, now, before, dead, lr=lr, step=step, eps=eps, **hyper))
+        yield row
+        previous, previous_step = current, step
+
+
+def _lost(side: str, now: dict, before: dict | None, dead: torch.Tensor, *, lr: float, step: int, beta1: float,
+          beta2: float, eps: float) -> dict:
+    columns = {}
+    have = before is not None and {"momentum", "variance"} <= set(now)
+    if have:
+        update = exact_update(now["momentum"], now["variance"], lr=lr, step=step, beta1=beta1, beta2=beta2, eps=eps) != 0
+        still = now["weights"] == before["weights"]
+        v_prev = before["variance"]
+        positive = v_prev > 0
+        stuck = v_prev.mul(beta2) == v_prev
+        decreased = now["variance"] < v_prev
+    for group, mask in group_masks(dead):
+        if not have:
+            values = dict.fromkeys(("update_nonzero", "lost_update", "v_cannot_decrease", "v_decreased"), math.nan)
+        else:
+            values = {"update_nonzero": _fraction(update[mask]), "lost_update": _fraction((update & still)[mask]),
+                      "v_cannot_decrease": _fraction(stuck[mask], positive[mask]),
+                      "v_decreased": _fraction(decreased[mask], positive[mask])}
+        columns.update({f"{side}_{group}_{name}": value for name, value in values.items()})
+    return columns
+
+
+def adam_accounting(path: str | Path) -> pd.DataFrame:
+    """The accounting table of one recording (see the module docstring)."""
+    return pd.DataFrame(list(accounting_rows(Recording(path))))
+
+
+def first_failure(row: dict, recording: Recording) -> tuple[str, str, float] | None:
+    """(recorded tensor, quantity, fraction) of the first quantity of a table row not rebuilt bitwise."""
+    for side in sides(recording):
+        for quantity in QUANTITIES:
+            value = row.get(f"{side}_{quantity}_bitwise", math.nan)
+            if not math.isnan(value) and value < 1.0:
+                key = recording.matrix("embeddings" if quantity == "weights" else quantity, side)
+                return key, quantity, value
+    return None

@@ -1,0 +1,141 @@
+"""Lattice units and freeze phases: every weight change counted in hops of the bf16 lattice, and each row's
+life split into phases by those counts, read from a recording one record at a time.
+
+A bf16 number has 8 significant bits, so in the binade [2^e, 2^(e+1)) its values are 2^(e-7) apart: the ulp of
+x is 2^(floor(log2|x|) - 7) (frexp's exponent minus 8: frexp returns a mantissa in [0.5, 1), so using its
+exponent minus 7 gives twice the ulp, a slip of the research series). Below the smallest normal 2^-126 the
+spacing is the subnormal one, 2^-133, and so it is for 0. An element's change from x is counted as
+(x_new - x) / ulp(x): an integer, or a half-integer where it steps down into the finer binade. For float32
+weights the changes are not on the bf16 lattice and the counts are not integers; the step table says so.
+
+Per row and step: the L1, L-infinity and L2 norms of its hop vector. Phases (thresholds from the `analysis`
+config section): early while L2 > early_l2 (default sqrt(D)); mid-life while L-inf > mid_linf (default 1);
+late while it still moves, by single hops; frozen from the step after its last move. Each boundary is the row's
+*last* exit from the previous regime, so a row that re-enters an earlier regime later stays in it until then.
+
+Step table (one row per record; NaN at record 0): `step`, `hops_on_lattice` (1 if every change of every matrix
+is a whole number of bf16 hops, as for bf16 weights; 0 for float32 weights, whose counts are not integers), per matrix M and group G: M_G_hops_l1, M_G_hops_linf, M_G_hops_l2 (means
+over the group's rows) and M_G_phase_{early,mid,late,frozen} (fractions of the group's rows in each phase).
+Row table: per matrix and recorded row, `matrix`, `token`, `dead`, `mid_from`, `late_from`, `frozen_from`
+(the step each phase begins; empty where the row never reaches it within the run) and `last_move`.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from .recording import Recording
+from .rows import dead_rows, group_masks, sides
+
+SUBNORMAL_ULP = 2.0**-133
+MIN_NORMAL = 2.0**-126
+PHASES = ("early", "mid", "late", "frozen")
+
+
+def bf16_ulp(x: torch.Tensor) -> torch.Tensor:
+    """The spacing of the bf16 lattice in the binade of each |x| (float64): 2^(floor(log2|x|) - 7), and the
+    subnormal spacing 2^-133 for |x| < 2^-126 (zero included). NaN for infinities and NaN."""
+    x64 = x.detach().to(torch.float64)
+    _, exponent = torch.frexp(x64)
+    ulp = torch.ldexp(torch.ones_like(x64), exponent - 8)
+    ulp = torch.where(x64.abs() < MIN_NORMAL, torch.full_like(x64, SUBNORMAL_ULP), ulp)
+    return torch.where(torch.isfinite(x64), ulp, torch.full_like(x64, math.nan))
+
+
+def hops(x: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
+    """Each element's change from `before` to `x`, in ulps of its previous value (float64, exact for bf16)."""
+    return (x.to(torch.float64) - before.to(torch.float64)) / bf16_ulp(before)
+
+
+def hop_norms(h: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per row, the L1, L-infinity and L2 norms of the hop counts."""
+    return {"l1": h.abs().sum(dim=1), "linf": h.abs().amax(dim=1), "l2": torch.linalg.vector_norm(h, dim=1)}
+
+
+def on_lattice(x: torch.Tensor, before: torch.Tensor) -> bool:
+    """Whether every change is a whole number of hops of the finer of the two values' spacings: always so for
+    bf16 weights (the count in ulps of the previous value is then an integer, a half-integer one binade down,
+    a finer fraction only for a jump across several binades towards zero); not so for float32 weights."""
+    x64, b64 = x.detach().to(torch.float64), before.detach().to(torch.float64)
+    count = (x64 - b64) / torch.minimum(bf16_ulp(x64), bf16_ulp(b64))
+    finite = torch.isfinite(count)
+    return bool(torch.equal(count[finite], count[finite].round()))
+
+
+class PhaseTracker:
+    """Per row, the last record index at which it was early, mid-life and moving, updated one record at a time."""
+
+    def __init__(self, n_rows: int, early_l2: float, mid_linf: float):
+        self.early_l2, self.mid_linf = early_l2, mid_linf
+        self.last = {name: torch.zeros(n_rows, dtype=torch.int64) for name in ("early", "mid", "move")}
+
+    def update(self, index: int, norms: dict[str, torch.Tensor]) -> None:
+        for name, active in (("early", norms["l2"] > self.early_l2), ("mid", norms["linf"] > self.mid_linf),
+                             ("move", norms["l1"] > 0)):
+            self.last[name][active] = index
+
+    def starts(self) -> dict[str, torch.Tensor]:
+        """Per row, the record index at which each phase after "early" begins (monotone: a phase begins after
+        the last exit from the one before it); an index past the last record means never within the run."""
+        mid = self.last["early"] + 1
+        late = torch.maximum(mid, self.last["mid"] + 1)
+        frozen = torch.maximum(late, self.last["move"] + 1)
+        return {"mid": mid, "late": late, "frozen": frozen}
+
+
+def phase_fractions(starts: dict[str, torch.Tensor], index: int, mask: torch.Tensor) -> dict[str, float]:
+    """Fractions of the masked rows in each phase at record `index`."""
+    if not mask.any():
+        return dict.fromkeys(PHASES, math.nan)
+    mid, late, frozen = (starts[name][mask] for name in ("mid", "late", "frozen"))
+    in_phase = {"early": index < mid, "mid": (mid <= index) & (index < late), "late": (late <= index) & (index < frozen),
+                "frozen": frozen <= index}
+    return {name: value.double().mean().item() for name, value in in_phase.items()}
+
+
+def lattice_tables(path: str | Path, settings: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The step table and the row table of one recording (see the module docstring)."""
+    settings = settings or {}
+    recording = Recording(path)
+    dead = dead_rows(recording)
+    steps = recording.steps()
+    keys = {side: recording.matrix("embeddings", side) for side in sides(recording)}
+    previous = {side: recording.record(key, 0) for side, key in keys.items()}
+    dim = previous[next(iter(previous))].shape[1]
+    early_l2 = settings.get("early_l2") or math.sqrt(dim)
+    trackers = {side: PhaseTracker(x.shape[0], early_l2, settings.get("mid_linf", 1.0)) for side, x in previous.items()}
+    rows = [{"step": steps[0], "hops_on_lattice": math.nan}]
+    for index in range(1, len(steps)):
+        row = {"step": steps[index]}
+        lattice = True
+        for side, key in keys.items():
+            x = recording.record(key, index)
+            h = hops(x, previous[side])
+            lattice &= on_lattice(x, previous[side])
+            norms = hop_norms(h)
+            trackers[side].update(index, norms)
+            for group, mask in group_masks(dead):
+                for name, value in norms.items():
+                    row[f"{side}_{group}_hops_{name}"] = value[mask].mean().item() if mask.any() else math.nan
+            previous[side] = x
+        row["hops_on_lattice"] = float(lattice)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    ids = recording.tensor("recorded_rows").tolist()
+    per_row = []
+    for side, tracker in trackers.items():
+        starts = tracker.starts()
+        for index in range(len(steps)):
+            for group, mask in group_masks(dead):
+                for phase, value in phase_fractions(starts, index, mask).items():
+                    table.loc[index, f"{side}_{group}_phase_{phase}"] = value if index > 0 else math.nan
+        step_of = lambda i: steps[i] if i < len(steps) else math.nan  # noqa: E731
+        for position, token in enumerate(ids):
+            per_row.append({"matrix": side, "token": token, "dead": bool(dead[position]),
+                            **{f"{phase}_from": step_of(int(starts[phase][position])) for phase in ("mid", "late", "frozen")},
+                            "last_move": steps[int(tracker.last["move"][position])]})
+    return table, pd.DataFrame(per_row)
