@@ -70,6 +70,11 @@ def run_files():
     return [f"results/runs/{tying}/seed{seed}.safetensors" for tying, seed in run_ids()]
 
 
+def accounting_files():
+    """The Adam accounting table of every run, in run_ids() order (sanity check 9 reads them)."""
+    return [f"results/analysis/adam/{tying}/seed{seed}.tsv" for tying, seed in run_ids()]
+
+
 def replica_ids():
     """The reference seed's runs, retrained after another seed in one process: tied, and untied if listed."""
     return [[tying, REFERENCE_SEED] for tying in ("tied", "untied") if REFERENCE_SEED in RUNS[tying]]

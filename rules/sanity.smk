@@ -34,6 +34,7 @@ rule sanity_check:
     input:
         **legacy_inputs(),
         runs=run_files(),
+        accounting=accounting_files(),
         replicas=replica_files(),
         masks="results/data/live_dead_tokens.safetensors",
     output:

@@ -35,6 +35,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from .errors import AnalysisError
 from .model import DTYPES
 from .recording import Recording
 from .rows import dead_rows, group_masks, scheduled_lr, sides
@@ -189,12 +190,24 @@ def adam_accounting(path: str | Path) -> pd.DataFrame:
     return pd.DataFrame(list(accounting_rows(Recording(path))))
 
 
-def first_failure(row: dict, recording: Recording) -> tuple[str, str, float] | None:
-    """(recorded tensor, quantity, fraction) of the first quantity of a table row not rebuilt bitwise."""
-    for side in sides(recording):
+def read_accounting(path: str | Path) -> pd.DataFrame:
+    """An accounting table as written by the adam_accounting rule, refused in one line naming the file."""
+    try:
+        table = pd.read_csv(path, sep="\t")
+    except (OSError, ValueError) as error:
+        raise AnalysisError(f"{path}: unreadable Adam accounting table ({' '.join(str(error).split())[:120]})") from None
+    if "step" not in table.columns:
+        raise AnalysisError(f"{path}: not an Adam accounting table (no step column); rerun its rule")
+    return table
+
+
+def first_failure(row: dict, tied: bool) -> tuple[str, float] | None:
+    """(recorded tensor, fraction) of the first quantity of a table row not rebuilt bitwise, in the order a
+    step computes them."""
+    for side in ("W",) if tied else ("E", "W"):
         for quantity in QUANTITIES:
             value = row.get(f"{side}_{quantity}_bitwise", math.nan)
             if not math.isnan(value) and value < 1.0:
-                key = recording.matrix("embeddings" if quantity == "weights" else quantity, side)
-                return key, quantity, value
+                key = "embeddings" if quantity == "weights" else quantity
+                return (key if tied else f"{key}_{side}"), value
     return None

@@ -407,38 +407,34 @@ def check_manifest(paths, root=".") -> dict:
     return _entry("manifest", not bad, summary, rows)
 
 
-def check_adam_replay(recordings: dict[str, Recording], labels: dict[str, str]) -> dict:
-    """Each run replayed step by step from its own recording (flannel.adam): W_t from W_(t-1) and the
-    recorded moments, m_t and v_t from the previous moments, the pre-clip grad and the pre-clip global norm,
-    with torch's single-tensor AdamW arithmetic in the parameter dtype. Every element of every step must be
-    rebuilt bitwise; a recording that cannot be replayed (sparse records, another dtype) is not applicable."""
+def check_adam_replay(tables: dict[str, tuple], labels: dict[str, str]) -> dict:
+    """Each run's Adam accounting table (flannel.adam: every step replayed from the recording alone, W_t from
+    W_(t-1) and the recorded moments, m_t and v_t from the previous moments, the pre-clip grad and norm, with
+    torch's single-tensor AdamW arithmetic in the parameter dtype): every element of every step must have been
+    rebuilt bitwise. `tables` maps a run's name to (its table, whether it is tied). A recording that cannot be
+    replayed (sparse records, another dtype, no moments) has no bitwise values and is not applicable."""
     rows, failures = [], []
-    for name, recording in recordings.items():
-        why_not = adam.replayable(recording)
-        row = {"run": name, "file": labels[name], "replayed_steps": 0, "weights_min": None, "momentum_min": None,
-               "variance_min": None, "first_failure": None, "note": why_not}
-        if why_not is None:
-            worst = dict.fromkeys(adam.QUANTITIES, 1.0)
-            checked = dict.fromkeys(adam.QUANTITIES, False)
-            for table_row in adam.accounting_rows(recording):
-                if table_row["step"] == 0:
-                    continue
-                row["replayed_steps"] += 1
-                for key, value in table_row.items():
-                    quantity = key.split("_")[1] if key.endswith("_bitwise") else None
-                    if quantity in worst and not math.isnan(value):
-                        worst[quantity], checked[quantity] = min(worst[quantity], value), True
-                found = row["first_failure"] is None and adam.first_failure(table_row, recording)
-                if found:
-                    tensor, quantity, fraction = found
-                    row["first_failure"] = f"{tensor} at step {table_row['step']}"
-                    failures.append(f"sanity check 9 ({name}): the Adam replay of {labels[name]} does not close at step "
-                                    f"{table_row['step']} in tensor '{tensor}': {fraction:.6%} of its elements rebuilt bitwise")
-            row.update({f"{q}_min": worst[q] if checked[q] else None for q in adam.QUANTITIES})
-            if not checked["momentum"]:
-                row["note"] = "moments not replayed (no grads or no grad_norms recorded); weights only"
+    for name, (table, tied) in tables.items():
+        row = {"run": name, "file": labels[name], "replayed_steps": 0, "first_failure": None, "note": None}
+        row.update({f"{q}_min": None for q in adam.QUANTITIES})
+        for record in table.to_dict("records"):
+            replayed = {key: value for key, value in record.items() if key.endswith("_bitwise") and not math.isnan(value)}
+            row["replayed_steps"] += bool(replayed)
+            for key, value in replayed.items():
+                quantity = key.split("_")[1]
+                row[f"{quantity}_min"] = min(value, row[f"{quantity}_min"] if row[f"{quantity}_min"] is not None else 1.0)
+            found = row["first_failure"] is None and adam.first_failure(record, tied)
+            if found:
+                tensor, fraction = found
+                row["first_failure"] = f"{tensor} at step {record['step']}"
+                failures.append(f"sanity check 9 ({name}): the Adam replay of {labels[name]} does not close at step "
+                                f"{record['step']} in tensor '{tensor}': {fraction:.6%} of its elements rebuilt bitwise")
+        if not row["replayed_steps"]:
+            row["note"] = "not replayable (see its accounting table): sparse records, another dtype, or no moments"
+        elif row["momentum_min"] is None:
+            row["note"] = "moments not replayed (no grads or no grad_norms recorded); weights only"
         rows.append(row)
-    replayed = [r for r in rows if r["note"] is None or r["replayed_steps"]]
+    replayed = [r for r in rows if r["replayed_steps"]]
     passed = _all(r["first_failure"] is None for r in replayed)
     if not replayed:
         summary = "no recording can be replayed" + (f" ({rows[0]['note']})" if rows else "")

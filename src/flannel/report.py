@@ -18,6 +18,7 @@ import torch
 from .checks import (check_adam_replay, check_dead_indices, check_initial_state, check_manifest, check_radius, check_record_counts,
                      check_replicas, check_step_differences, check_sweep_distinct, load_dead_indices, open_recording,
                      run_series)
+from . import adam
 from .errors import RecordingError, ReproducibilityError, SanityError
 from .legacy import legacy_checks
 from .outputs import display
@@ -34,9 +35,12 @@ def _open_run(path, tying: str, expected_config: dict | None, root):
 
 
 def workflow_checks(settings: dict, runs: dict, replicas: dict, canonical: torch.Tensor, root=".",
-                    expected_config: dict | None = None) -> dict:
-    """The nine checks on this workflow's runs; `runs` and `replicas` map (tying, seed) to a recording path.
+                    expected_config: dict | None = None, accounting: dict | None = None) -> dict:
+    """The nine checks on this workflow's runs; `runs` and `replicas` map (tying, seed) to a recording path,
+    `accounting` to its Adam accounting table (the adam_accounting rule's; made here when not given).
     With `expected_config` (the training sections the rule expects), a run recorded under another is refused."""
+    accounting = ({key: adam.read_accounting(path) for key, path in accounting.items()} if accounting is not None
+                  else {key: adam.adam_accounting(path) for key, path in runs.items()})
     runs = {key: _open_run(path, key[0], expected_config, root) for key, path in runs.items()}
     replicas = {key: _open_run(path, key[0], expected_config, root) for key, path in replicas.items()}
     pairs = {f"{key[0]} seed {key[1]}": (runs[key], replicas[key]) for key in replicas if key in runs}
@@ -55,20 +59,22 @@ def workflow_checks(settings: dict, runs: dict, replicas: dict, canonical: torch
         "replica": check_replicas({name: (a[0].source, b[0].source) for name, (a, b) in pairs.items()},
                                   {name: (a[0].file, b[0].file) for name, (a, b) in pairs.items()}),
         "manifest": check_manifest([s[0].source.path for s in [*runs.values(), *replicas.values()]], root),
-        "adam_replay": check_adam_replay({f"{tying} seed {seed}": s[0].source for (tying, seed), s in sorted(runs.items())},
-                                         {f"{tying} seed {seed}": s[0].file for (tying, seed), s in sorted(runs.items())}),
+        "adam_replay": check_adam_replay(
+            {f"{tying} seed {seed}": (accounting[(tying, seed)], tying == "tied") for tying, seed in sorted(runs)},
+            {f"{tying} seed {seed}": s[0].file for (tying, seed), s in sorted(runs.items())}),
     }
 
 
 def sanity_report(settings: dict, *, runs: dict, replicas: dict, masks, expected_config: dict | None = None,
-                  legacy_flannel1=None, legacy_flannel3=None, legacy_masks=None, root=".") -> dict:
+                  accounting: dict | None = None, legacy_flannel1=None, legacy_flannel3=None, legacy_masks=None,
+                  root=".") -> dict:
     """Run every check and return the report (plain JSON types, relative paths, no timestamps)."""
     canonical = load_dead_indices(masks, root)
     reference = runs.get(("tied", settings["reference_seed"]))
     report = {"reference": reference and display(reference, root), "reference_seed": settings["reference_seed"],
               "replica_note": "each reference run is compared with its replica, retrained after seed "
                               f"{settings['warmup_seed']} in one process",
-              "checks": workflow_checks(settings, runs, replicas, canonical, root, expected_config)}
+              "checks": workflow_checks(settings, runs, replicas, canonical, root, expected_config, accounting)}
     if legacy_flannel1 or legacy_flannel3:
         legacy_canonical = load_dead_indices(legacy_masks, root) if legacy_masks else canonical
         report["legacy"] = {"flannel1": legacy_flannel1 and display(legacy_flannel1, root),

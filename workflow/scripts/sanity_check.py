@@ -12,6 +12,7 @@ with script_logging(snakemake.log[0]) as log:
         json.loads(params.settings),
         runs={(tying, seed): path for (tying, seed), path in zip(params.run_ids, inputs.runs)},
         replicas={(tying, seed): path for (tying, seed), path in zip(params.replica_ids, inputs.replicas)},
+        accounting={(tying, seed): path for (tying, seed), path in zip(params.run_ids, inputs.accounting)},
         masks=inputs.masks, expected_config=json.loads(params.training),
         legacy_flannel1=inputs.get("legacy_flannel1"), legacy_flannel3=inputs.get("legacy_flannel3"),
         legacy_masks=inputs.get("legacy_masks"))
