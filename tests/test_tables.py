@@ -44,7 +44,9 @@ def cells(path) -> Cells:
 
 
 def analysis_table(path, losses, radii, moved):
-    pd.DataFrame({"step": range(len(losses)), "loss": losses, "W_dead_radius_mean": radii,
+    """Radii from the centroid as given; from the origin, ten times them (telling the two columns apart)."""
+    pd.DataFrame({"step": range(len(losses)), "loss": losses, "W_dead_radius_centroid_mean": radii,
+                  "W_dead_radius_origin_mean": [10 * r for r in radii],
                   "W_dead_fraction_moved": moved}).to_csv(path, sep="\t", index=False, na_rep="NaN")
     return str(path)
 
@@ -55,13 +57,13 @@ def test_run_summary_has_one_row_per_run_from_first_and_last_steps(tmp_path):
     tables.write_run_summary([("tied", 42), ("untied", 42)], [tied, untied], tmp_path / "runs.html")
     parsed = cells(tmp_path / "runs.html")
     assert parsed.caption == "Runs"
-    assert parsed.rows == [list(tables.RUN_COLUMNS), ["tied seed 42", "6.25", "0.159", "0.125", "0.5"],
-                           ["untied seed 42", "7", "0.16", "0.3", "0.75"]]
+    assert parsed.rows == [list(tables.RUN_COLUMNS), ["tied seed 42", "6.25", "0.159", "0.125", "1.25", "0.5"],
+                           ["untied seed 42", "7", "0.16", "0.3", "3", "0.75"]]
 
 
 def test_run_summary_refuses_a_table_without_its_columns_naming_the_file(tmp_path):
     pd.DataFrame({"step": [0], "loss": [1.0]}).to_csv(tmp_path / "old.tsv", sep="\t", index=False)
-    with pytest.raises(AnalysisError, match=r"old\.tsv: analysis table lacks column\(s\) W_dead_radius_mean"):
+    with pytest.raises(AnalysisError, match=r"old\.tsv: analysis table lacks column\(s\) W_dead_radius_centroid_mean"):
         tables.write_run_summary([("tied", 1)], [str(tmp_path / "old.tsv")], tmp_path / "runs.html")
     assert not (tmp_path / "runs.html").exists()
 

@@ -17,6 +17,7 @@ TOKEN_STATS = {
     "megabytes": "corpus MB (MiB)",
     "characters": "characters",
     "tokens": "tokens",
+    "unk_share": "share of [UNK] tokens (text the tokenizer could not encode)",
     "training_windows": "training windows (one per offset)",
     "tokens_per_step": "tokens per step (batch x seq_len)",
     "steps": "optimizer steps",
@@ -24,7 +25,8 @@ TOKEN_STATS = {
     "windows_drawn": "distinct windows drawn",
     "window_coverage": "window coverage (fraction of windows drawn)",
 }
-RUN_COLUMNS = ("run", "final loss", "dead-cloud radius of W, t = 0", "dead-cloud radius of W, last step",
+RUN_COLUMNS = ("run", "final loss", "dead rows of W: mean radius from their centroid, t = 0",
+               "the same, last step", "dead rows of W: mean radius from the origin, last step",
                "dead rows of W moved at the last step")
 
 
@@ -35,11 +37,11 @@ def token_stats_rows(stats: dict) -> list[tuple[str, object]]:
 def run_summary_row(tying: str, seed: int, table_path: str | Path) -> tuple:
     """One run's row from its analysis table: W is where the dead rows move in both tyings (untied E's dead
     rows get no gradient)."""
-    columns = ("step", "loss", "W_dead_radius_mean", "W_dead_fraction_moved")
+    columns = ("step", "loss", "W_dead_radius_centroid_mean", "W_dead_radius_origin_mean", "W_dead_fraction_moved")
     table = read_table(table_path, required=columns).sort_values("step")
     first, last = table.iloc[0], table.iloc[-1]
-    return (f"{tying} seed {seed}", last["loss"], first["W_dead_radius_mean"], last["W_dead_radius_mean"],
-            last["W_dead_fraction_moved"])
+    return (f"{tying} seed {seed}", last["loss"], first["W_dead_radius_centroid_mean"], last["W_dead_radius_centroid_mean"],
+            last["W_dead_radius_origin_mean"], last["W_dead_fraction_moved"])
 
 
 def _cell(value) -> str:
