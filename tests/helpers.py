@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -61,6 +62,19 @@ def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900)
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
     return result
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Job name -> count from the job stats table Snakemake prints; {} when there is nothing to be done."""
+    if "Job stats:" not in output:
+        return {}
+    table = output.split("Job stats:", 1)[1].split("total", 1)[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, flags=re.MULTILINE)}
+
+
+def dry_run_jobs(workdir: Path, *args: str) -> dict[str, int]:
+    """Job name -> count of `snakemake -n` in `workdir`."""
+    return job_counts(snakemake(workdir, "-n", "--cores", "1", *args).stdout)
 
 
 def flip_byte(path, key: str, record: int) -> None:

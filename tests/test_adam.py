@@ -12,7 +12,7 @@ import torch
 from helpers import flip_byte, tiny_config, train_tiny, write_recording
 
 from flannel import adam, checks, report
-from flannel.analysis import scheduled_lr
+from flannel.rows import scheduled_lr
 from flannel.config import sanity_settings
 from flannel.errors import ReproducibilityError
 from flannel.recording import Recording

@@ -4,7 +4,6 @@ recording whose every value is known."""
 from __future__ import annotations
 
 import itertools
-import json
 import math
 
 import numpy as np
@@ -12,11 +11,11 @@ import pandas as pd
 import pytest
 import torch
 from transformers import get_constant_schedule_with_warmup, get_linear_schedule_with_warmup
+from helpers import write_recording
 
-from flannel import analysis, metrics
-from flannel.analysis import AnalysisError
-from flannel.recording import RecordingError
-from helpers import TRAINING, write_recording  # noqa: F401
+from flannel import analysis, metrics, rows
+from flannel.errors import AnalysisError
+from flannel.outputs import write_table
 
 
 def test_cloud_centroid_and_radii():
@@ -88,7 +87,7 @@ def test_scheduled_lr_matches_transformers(schedule, warmup):
     scheduler = (get_linear_schedule_with_warmup(optimizer, warmup, 10) if schedule == "linear"
                  else get_constant_schedule_with_warmup(optimizer, warmup))
     for step in range(1, 11):
-        assert analysis.scheduled_lr(step, training) == pytest.approx(optimizer.param_groups[0]["lr"]), step
+        assert rows.scheduled_lr(step, training) == pytest.approx(optimizer.param_groups[0]["lr"]), step
         optimizer.step()
         scheduler.step()
 
@@ -273,7 +272,7 @@ def test_a_recording_without_embeddings_is_refused_naming_the_file(tmp_path):
 
 
 def test_table_round_trip_and_bad_table(tmp_path, tied_table):
-    analysis.write_table(tied_table, tmp_path / "t.tsv")
+    write_table(tied_table, tmp_path / "t.tsv")
     pd.testing.assert_frame_equal(analysis.read_table(tmp_path / "t.tsv"), tied_table, check_dtype=False)
     (tmp_path / "bad.tsv").write_text("a\tb\n1\t2\n")
     with pytest.raises(AnalysisError, match=r"bad\.tsv: analysis table lacks column\(s\) step"):

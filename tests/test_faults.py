@@ -248,7 +248,7 @@ def test_figures_follow_what_the_config_records_and_stale_ones_go(tmp_path):
 
     runs = {"tied": [42], "untied": [], "reference_seed": 42}
     assert figures.drawable(runs, ["embeddings"]) == ["a_dead_cloud", "b_fraction_moved", "c_loss", "e_displacements",
-                                                     "g_pca", "h_indicators"]
+                                                     "g_pca", "h_indicators", "k_radial", "l_lattice"]
     assert "i_gradients" in figures.drawable(runs, ["embeddings", "grads", "momentum", "variance"])
     for name in ("a_dead_cloud", "d_e_minus_w", "f_decomposition"):
         (tmp_path / f"{name}.png").write_bytes(b"png")

@@ -3,15 +3,13 @@ a change to figure code or to a figure parameter redraws figures without retrain
 
 from __future__ import annotations
 
-import re
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from helpers import ROOT, snakemake
+from helpers import ROOT, dry_run_jobs, snakemake
 
 from flannel import analysis, figures
 
@@ -75,15 +73,6 @@ def finished_copy(workflow_run, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(workflow_run, copy, symlinks=True)
     return copy
-
-
-def dry_run_jobs(workdir: Path, *args: str) -> dict[str, int]:
-    """Job name -> count from the job stats table of `snakemake -n`."""
-    output = snakemake(workdir, "-n", "--cores", "1", *args).stdout
-    if "Nothing to be done" in output:
-        return {}
-    table = output.split("Job stats:", 1)[1].split("total", 1)[0]
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, flags=re.MULTILINE)}
 
 
 def assert_only_figures(jobs: dict[str, int], *, tables: bool) -> None:

@@ -3,11 +3,10 @@ numbers, booleans, null and lists are read as the schema types them, each throug
 
 from __future__ import annotations
 
-import re
 
 import pytest
 import yaml
-from helpers import ROOT, copy_repo, snakemake
+from helpers import ROOT, copy_repo, job_counts, snakemake
 
 from flannel import config as flannel_config
 
@@ -20,12 +19,7 @@ def repo(tmp_path_factory):
 def plan(repo, *overrides: str, check=True):
     """Job name -> count of the dry run of config/test.yaml with the overrides, or the failed run."""
     result = snakemake(repo, "-n", "--cores", "1", "--configfile", "config/test.yaml", "--config", *overrides, check=check)
-    if not check:
-        return result
-    if "Job stats:" not in result.stdout:
-        return {}  # nothing to be done
-    table = result.stdout.split("Job stats:", 1)[1].split("total", 1)[0]
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, flags=re.MULTILINE)}
+    return result if not check else job_counts(result.stdout)
 
 
 def test_an_integer_and_a_list_of_integers(repo):

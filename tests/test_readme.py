@@ -9,18 +9,11 @@ import shlex
 import shutil
 
 import pytest
-from helpers import ROOT, snakemake
+from helpers import ROOT, job_counts, snakemake
 
 READMES = (ROOT / "README.md", ROOT / "config" / "README.md")
 COMMANDS = [line.split("  #")[0].strip() for readme in READMES for block in re.findall(r"```bash\n(.*?)```", readme.read_text(), re.S)
             for line in block.splitlines() if line.startswith("snakemake ")]
-
-
-def jobs_of(output: str) -> dict[str, int]:
-    if "Job stats:" not in output:
-        return {}
-    table = output.split("Job stats:", 1)[1].split("total", 1)[0]
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, flags=re.MULTILINE)}
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +56,7 @@ def test_each_readme_command_does_what_it_says(finished, command):
             (finished / "my").mkdir(exist_ok=True)
             (finished / "my" / name).write_text("{}")
     result = dry_run(finished, command)
-    jobs = jobs_of(result.stdout)
+    jobs = job_counts(result.stdout)
     if expected == "nothing to do":
         assert jobs == {}, jobs
     elif expected == "retrains":

@@ -9,7 +9,7 @@ The replay of optimizer step t (torch.optim.AdamW, foreach=False, the training l
 every operation on tensors of the parameter dtype, so each intermediate rounds as it did in training. W_t is
 rebuilt from the recorded m_t and v_t (so a wrong moment shows at its own step); m_t and v_t from the recorded
 previous moments, the recorded pre-clip grad and the recorded pre-clip global norm (`grad_norms`). lr is the
-config's schedule (flannel.analysis.scheduled_lr). The replay closes bitwise only where consecutive steps were
+config's schedule (flannel.rows.scheduled_lr). The replay closes bitwise only where consecutive steps were
 recorded in the parameter dtype; elsewhere its columns are NaN.
 
 Lost updates: the exact update -lr/(1 - beta1^t) m_t / (sqrt(v_t / (1 - beta2^t)) + eps), computed in float64

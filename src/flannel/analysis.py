@@ -36,11 +36,9 @@ import torch
 from .errors import AnalysisError
 from .metrics import (adam_step, cloud, fraction_moved, indicator_aucs, mean_or_nan, mean_row_norm,
                       principal_axes, radial_counts, row_norms, rows64)
-from .outputs import atomic_output
 from .recording import Recording
-from .rows import GROUPS, dead_rows, group_masks, scheduled_lr, sides  # noqa: F401 (the analyses' API)
+from .rows import dead_rows, group_masks, scheduled_lr, sides
 
-FLOAT_FORMAT = "%.9g"
 
 
 # ---- one record of one run --------------------------------------------------------------------------------
@@ -175,10 +173,6 @@ def pca_projections(path: str | Path, side: str, steps) -> tuple[dict[int, np.nd
     coordinates = {s: ((rows64(recording.record(key, recorded.index(s))) - mean) @ basis).numpy() for s in wanted}
     return coordinates, dead_rows(recording).numpy(), explained
 
-
-def write_table(table: pd.DataFrame, path: str | Path) -> None:
-    with atomic_output(path) as partial:
-        table.to_csv(partial, sep="\t", index=False, float_format=FLOAT_FORMAT, na_rep="NaN")
 
 
 def read_table(path: str | Path, required=("step",)) -> pd.DataFrame:

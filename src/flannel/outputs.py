@@ -50,6 +50,12 @@ def _tsv_cell(value) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
+def write_table(table, path: str | Path) -> None:
+    """A pandas table as TSV, floats to 9 significant digits (exact for float32), NaN spelled out."""
+    with atomic_output(path) as partial:
+        table.to_csv(partial, sep="\t", index=False, float_format="%.9g", na_rep="NaN")
+
+
 def sha256_file(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

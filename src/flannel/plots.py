@@ -16,8 +16,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from . import analysis  # noqa: E402
-from .analysis import GROUPS, read_table  # noqa: E402
+from .analysis import read_table  # noqa: E402
 from .errors import AnalysisError  # noqa: E402
+from .rows import GROUPS  # noqa: E402
 from .outputs import atomic_output  # noqa: E402
 
 COLORS = {"tied W": "C0", "untied W": "C1", "untied E": "C2"}
