@@ -194,7 +194,11 @@ def report_table_outputs():
             category="Tables",
             labels={"table": label},
         )
-        for name, label in (("token_stats", "token statistics"), ("run_summary", "one row per run"))
+        for name, label in (
+            ("token_stats", "token statistics"),
+            ("run_summary", "one row per run"),
+            ("first_step", "step 1 against lr x sqrt(D)"),
+        )
     }
 
 

@@ -116,6 +116,7 @@ rule report_tables:
         "../envs/flannel.yaml"
     params:
         run_ids=run_ids(),
+        n_embd=config["model"]["n_embd"],
         code=code_digest("report_tables.py"),
     script:
         "../workflow/scripts/report_tables.py"

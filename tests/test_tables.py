@@ -77,3 +77,39 @@ def test_token_stats_table_lists_every_statistic_in_order_and_escapes_text(tmp_p
     assert parsed.rows[1:] == [[label, str(index)] for index, label in enumerate(tables.TOKEN_STATS.values())]
     assert "&quot;epochs&quot;" in (tmp_path / "stats.html").read_text()
     assert "<script" not in (tmp_path / "stats.html").read_text()
+
+
+def step_table(path, side_values: dict) -> str:
+    """Steps 0 and 1 of an analysis table: lr 1e-3 at step 1; per side (disp, origin 0, origin 1, centroid 0,
+    centroid 1) of the dead rows."""
+    columns = {"step": [0, 1], "lr": [float("nan"), 1e-3]}
+    for side, (disp, o0, o1, c0, c1) in side_values.items():
+        columns.update({f"{side}_dead_displacement_step": [float("nan"), disp],
+                        f"{side}_dead_radius_origin_mean": [o0, o1], f"{side}_dead_radius_centroid_mean": [c0, c1]})
+    pd.DataFrame(columns).to_csv(path, sep="\t", index=False, na_rep="NaN")
+    return str(path)
+
+
+def test_the_first_step_against_lr_sqrt_d_and_the_answer(tmp_path):
+    runs = [("tied", 42), ("tied", 43), ("untied", 42)]
+    paths = [step_table(tmp_path / "t42.tsv", {"W": (0.0078, 0.16, 0.17, 0.159, 0.158)}),
+             step_table(tmp_path / "t43.tsv", {"W": (0.0082, 0.16, 0.18, 0.159, 0.157)}),
+             step_table(tmp_path / "u42.tsv", {"W": (0.0076, 0.16, 0.172, 0.159, 0.159),
+                                               "E": (0.0, 0.16, 0.16, 0.159, 0.159)})]
+    rows = tables.first_step_rows(runs, paths, n_embd=64)
+    assert [row[0] for row in rows] == ["tied W (2)", "untied W (1)", "untied E (1)"]
+    assert rows[0][1] == pytest.approx(0.008) and rows[0][2] == pytest.approx(0.008) and rows[0][3] == pytest.approx(1.0)
+    assert rows[0][4] == pytest.approx(0.015) and rows[0][5] == pytest.approx(-0.0015)
+    assert rows[2][1] == 0.0 and rows[2][4] == 0.0
+    assert tables.first_step_answer(rows).startswith(
+        "The dead cloud's step-1 expansion from the origin comes from W, the unembedding, whether tied or not")
+    tables.write_first_step(runs, paths, 64, tmp_path / "first.html")
+    parsed = cells(tmp_path / "first.html")
+    assert parsed.rows[0] == list(tables.FIRST_STEP_COLUMNS) and len(parsed.rows) == 4
+    shrinking = [step_table(tmp_path / "s42.tsv", {"W": (0.008, 0.16, 0.159, 0.159, 0.158),
+                                                   "E": (0.0, 0.16, 0.16, 0.159, 0.159)})]
+    assert tables.first_step_answer(tables.first_step_rows([("untied", 42)], shrinking, n_embd=64)) == (
+        "No expansion at step 1 (change of the radius from the origin: untied W -0.001, untied E +0); the dead rows "
+        "move in untied W (1 x lr sqrt(D)) and not at all in untied E.")
+    only_tied = tables.first_step_rows(runs[:1], paths[:1], n_embd=64)
+    assert "an untied run would tell whether W or the tying does it" in tables.first_step_answer(only_tied)

@@ -1,5 +1,6 @@
-"""The HTML report's tables: the token statistics and one summary row per run, each written as a small
-self-contained HTML page (the report shows an HTML result inline; a TSV would only be a download)."""
+"""The HTML report's tables: the token statistics, one summary row per run, and the first step explained,
+each written as a small self-contained HTML page (the report shows an HTML result inline; a TSV would only be
+a download)."""
 
 from __future__ import annotations
 
@@ -70,6 +71,61 @@ th {{ background: #eee; }}
 {body}
 </tbody></table></body></html>
 """
+
+
+FIRST_STEP_COLUMNS = ("matrix (runs)", "dead rows: mean displacement at step 1", "prediction lr x sqrt(D)",
+                      "measured / predicted", "change of the dead radius from the origin, step 0 -> 1",
+                      "change of the dead radius from the centroid, step 0 -> 1")
+
+
+def first_step_rows(runs: list[tuple[str, int]], table_paths: list[str], n_embd: int) -> list[tuple]:
+    """Adam's first update is lr g / (|g| + eps) per element, about +-lr, so a row whose gradient is nonzero in
+    every coordinate moves by about lr sqrt(D) at step 1. Per matrix (tied W, untied W, untied E; the median
+    over a tying's seeds), the measured step-1 displacement of the dead rows against that, and how the dead
+    cloud's radius from the origin and from its centroid changed at step 1."""
+    found = {"tied": [], "untied": []}
+    for (tying, _seed), path in zip(runs, table_paths, strict=True):
+        found[tying].append(read_table(path, ("step", "lr")).set_index("step"))
+    rows = []
+    for label, tying, side in (("tied W", "tied", "W"), ("untied W", "untied", "W"), ("untied E", "untied", "E")):
+        if not found[tying]:
+            continue
+        column = f"{side}_dead_{{}}"
+        measured = _median(t.loc[1, column.format("displacement_step")] for t in found[tying])
+        predicted = _median(t.loc[1, "lr"] for t in found[tying]) * math.sqrt(n_embd)
+        origin, centroid = (_median(t.loc[1, column.format(f"radius_{kind}_mean")] - t.loc[0, column.format(f"radius_{kind}_mean")]
+                                    for t in found[tying]) for kind in ("origin", "centroid"))
+        rows.append((f"{label} ({len(found[tying])})", measured, predicted, measured / predicted, origin, centroid))
+    return rows
+
+
+def first_step_answer(rows: list[tuple]) -> str:
+    """Notebook 1.20b's question, answered from the rows: does the step 0 -> 1 expansion of the dead cloud
+    come from W (the unembedding), from E (the embedding), or from tying them?"""
+    growth = {row[0].split(" (")[0]: row[4] for row in rows}
+    moved = [name for name, change in growth.items() if change > 0]
+    numbers = ", ".join(f"{name} {change:+.3g}" for name, change in growth.items())
+    if not moved:
+        movers = [f"{row[0].split(' (')[0]} ({row[3]:.3g} x lr sqrt(D))" for row in rows if row[1] > 0]
+        still = [row[0].split(" (")[0] for row in rows if row[1] == 0]
+        return (f"No expansion at step 1 (change of the radius from the origin: {numbers}); the dead rows move in "
+                f"{', '.join(movers) or 'no matrix'}" + (f" and not at all in {', '.join(still)}." if still else "."))
+    if "untied W" not in growth:
+        return f"The dead cloud expands at step 1 ({numbers}); an untied run would tell whether W or the tying does it."
+    source = ("W, the unembedding, whether tied or not" if {"tied W", "untied W"} <= set(moved) and "untied E" not in moved
+              else "tying E and W" if moved == ["tied W"] else ", ".join(moved))
+    return f"The dead cloud's step-1 expansion from the origin comes from {source} (change of the radius: {numbers})."
+
+
+def write_first_step(runs: list[tuple[str, int]], table_paths: list[str], n_embd: int, output: str | Path) -> None:
+    rows = first_step_rows(runs, table_paths, n_embd)
+    write_text(output, html_table(f"The first step explained. {first_step_answer(rows)}", FIRST_STEP_COLUMNS, rows))
+
+
+def _median(values) -> float:
+    ordered = sorted(float(v) for v in values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def write_token_stats(stats_path: str | Path, output: str | Path) -> None:
