@@ -15,7 +15,7 @@
 # 4. stops the daemons (also on failure or interrupt).
 #
 # Environment: FLANNEL_SLURM_KEEP=1 keeps the temp dir; FLANNEL_SLURM_TIMEOUT (s, default 900)
-# bounds each snakemake run; FLANNEL_SLURM_FAIL_LIMIT (s, default 300) bounds the failing run.
+# bounds each snakemake run; FLANNEL_SLURM_FAIL_LIMIT (s, default 600) bounds the failing run (train has retries: 2, so it is submitted three times: about 230 s here).
 set -uo pipefail
 
 REQUIRE=0
@@ -25,7 +25,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CLUSTER="$REPO/tests/slurm/cluster.sh"
 PARTITION=flanneltest
 TIMEOUT="${FLANNEL_SLURM_TIMEOUT:-900}"
-FAIL_LIMIT="${FLANNEL_SLURM_FAIL_LIMIT:-300}"
+FAIL_LIMIT="${FLANNEL_SLURM_FAIL_LIMIT:-600}"
 CONFIG=config/test.yaml
 
 T0=$(date +%s)
