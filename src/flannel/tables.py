@@ -8,6 +8,7 @@ import html
 import json
 import math
 from pathlib import Path
+from statistics import median
 
 from .analysis import read_table
 from .outputs import write_text
@@ -91,9 +92,9 @@ def first_step_rows(runs: list[tuple[str, int]], table_paths: list[str], n_embd:
         if not found[tying]:
             continue
         column = f"{side}_dead_{{}}"
-        measured = _median(t.loc[1, column.format("displacement_step")] for t in found[tying])
-        predicted = _median(t.loc[1, "lr"] for t in found[tying]) * math.sqrt(n_embd)
-        origin, centroid = (_median(t.loc[1, column.format(f"radius_{kind}_mean")] - t.loc[0, column.format(f"radius_{kind}_mean")]
+        measured = median(t.loc[1, column.format("displacement_step")] for t in found[tying])
+        predicted = median(t.loc[1, "lr"] for t in found[tying]) * math.sqrt(n_embd)
+        origin, centroid = (median(t.loc[1, column.format(f"radius_{kind}_mean")] - t.loc[0, column.format(f"radius_{kind}_mean")]
                                     for t in found[tying]) for kind in ("origin", "centroid"))
         rows.append((f"{label} ({len(found[tying])})", measured, predicted, measured / predicted, origin, centroid))
     return rows
@@ -120,12 +121,6 @@ def first_step_answer(rows: list[tuple]) -> str:
 def write_first_step(runs: list[tuple[str, int]], table_paths: list[str], n_embd: int, output: str | Path) -> None:
     rows = first_step_rows(runs, table_paths, n_embd)
     write_text(output, html_table(f"The first step explained. {first_step_answer(rows)}", FIRST_STEP_COLUMNS, rows))
-
-
-def _median(values) -> float:
-    ordered = sorted(float(v) for v in values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def write_token_stats(stats_path: str | Path, output: str | Path) -> None:
