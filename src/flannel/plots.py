@@ -41,9 +41,10 @@ def tables(inputs: dict, tying: str, required=("step",)) -> list[pd.DataFrame]:
     return loaded
 
 
-def matrices(inputs: dict) -> list[tuple[str, list[pd.DataFrame], str]]:
-    """(label, tables, column prefix) for tied W, untied W and untied E, skipping a tying with no run."""
-    tied, untied = tables(inputs, "tied"), tables(inputs, "untied")
+def matrices(inputs: dict, kind: str = "") -> list[tuple[str, list[pd.DataFrame], str]]:
+    """(label, tables, column prefix) for tied W, untied W and untied E, skipping a tying with no run. `kind`
+    picks the tables: "" the analysis tables, "adam_" the Adam accounting, "lattice_" the lattice steps."""
+    tied, untied = tables(inputs, f"{kind}tied"), tables(inputs, f"{kind}untied")
     entries = [("tied W", tied, "W"), ("untied W", untied, "W"), ("untied E", untied, "E")]
     return [(label, found, prefix) for label, found, prefix in entries if found]
 
@@ -281,17 +282,10 @@ def gradients(inputs: dict, settings: dict):
     return finish(fig, f"i. Gradients and Adam steps, dead vs live rows ({seed_note(settings)})")
 
 
-def adam_entries(inputs: dict) -> list[tuple[str, list[pd.DataFrame], str]]:
-    """(label, Adam accounting tables, column prefix) for tied W, untied W and untied E."""
-    tied, untied = tables(inputs, "adam_tied"), tables(inputs, "adam_untied")
-    entries = [("tied W", tied, "W"), ("untied W", untied, "W"), ("untied E", untied, "E")]
-    return [(label, found, prefix) for label, found, prefix in entries if found]
-
-
 def adam_accounting(inputs: dict, settings: dict):
     """j. The replay of every step from the recording (fraction rebuilt bitwise), the updates bf16 lost, and
     the second moments that could not decrease."""
-    entries = adam_entries(inputs)
+    entries = matrices(inputs, "adam_")
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
     for label, found, prefix in entries:
         worst = np.stack([table[[f"{prefix}_{q}_bitwise" for q in ("weights", "momentum", "variance")]].min(axis=1)
@@ -323,9 +317,7 @@ PHASE_COLORS = {"early": "C3", "mid": "C1", "late": "C2", "frozen": "C0"}
 def lattice_phases(inputs: dict, settings: dict):
     """l. Per step, the fraction of dead and live rows in each lattice phase; per row, the step it froze at,
     dead vs live (the reference seed)."""
-    tied, untied = tables(inputs, "lattice_tied"), tables(inputs, "lattice_untied")
-    entries = [(label, found, prefix) for label, found, prefix in
-               (("tied W", tied, "W"), ("untied W", untied, "W"), ("untied E", untied, "E")) if found]
+    entries = matrices(inputs, "lattice_")
     per_row = {("untied" if "/untied/" in path else "tied"): pd.read_csv(path, sep="\t") for path in inputs.get("lattice_rows", [])}
     fig, axes = plt.subplots(3, len(entries), figsize=(4.8 * len(entries), 10.5), squeeze=False)
     for column, (label, found, prefix) in enumerate(entries):
