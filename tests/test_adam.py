@@ -146,13 +146,13 @@ def test_a_flipped_moment_fails_check_9_naming_step_and_tensor(tmp_path):
     assert "does not close at step 2 in tensor 'momentum'" in entry["failures"][0]
 
 
-def test_a_float32_recording_of_a_bf16_optimizer_is_not_applicable(tmp_path):
-    path = recorded_three_steps(tmp_path / "three.safetensors", dtype=torch.float32)
-    training = {**TRAINING, "param_dtype": "bfloat16"}
+def test_a_bf16_recording_of_a_float32_optimizer_state_is_not_applicable(tmp_path):
+    path = recorded_three_steps(tmp_path / "three.safetensors")
+    training = {**TRAINING, "optimizer_state_dtype": "float32"}
     other = write_recording(tmp_path / "mislabelled.safetensors", {k: Recording(path).tensor(k) for k in
                             ("embeddings", "momentum", "variance", "grads")}, tied=True, dead_indices=[0, 1],
                             vocab_size=4, losses=(math.nan, 1, 1, 1), steps=(0, 1, 2, 3), training=training)
-    assert adam.replayable(Recording(other)) == "recorded in float32, the optimizer state is bfloat16"
+    assert adam.replayable(Recording(other)) == "recorded in bfloat16, the optimizer state is float32"
     entry = checks.check_adam_replay({"r": (adam.adam_accounting(other), True)}, {"r": "mislabelled"})
     assert entry["passed"] is None
     assert adam.adam_accounting(other)["W_weights_bitwise"].isna().all()
@@ -231,3 +231,17 @@ def test_a_float32_optimizer_replays_when_recorded_in_float32(tiny_data, tmp_pat
     table = adam.adam_accounting(train_tiny(tiny_data, tmp_path, "tied", 42, config))
     assert (table.filter(like="_bitwise").iloc[1:] == 1.0).all().all()
     assert table["W_live_v_decreased"].iloc[2:].max() > 0  # float32 keeps the decay: v does decrease
+
+
+@pytest.mark.parametrize("tying", ["tied", "untied"])
+def test_float32_moments_with_bf16_weights_replay_bitwise_and_decay(tiny_data, tmp_path, tying):
+    config = tiny_config(training={"optimizer_state_dtype": "float32", "max_grad_norm": 0.05},
+                         recording={"dtype": "float32"})
+    recording = Recording(train_tiny(tiny_data, tmp_path, tying, 42, config))
+    weights, variance = recording.matrix("embeddings", "W"), recording.matrix("variance", "W")
+    assert recording.tensor(variance).dtype == torch.float32
+    final = recording.record(weights, recording.n_records - 1)
+    assert torch.equal(final, final.to(torch.bfloat16).float())  # the weights are bf16 values throughout
+    table = adam.adam_accounting(recording.path)
+    assert (table.filter(like="_bitwise").iloc[1:] == 1.0).all().all()
+    assert table["W_live_v_decreased"].iloc[2:].max() > 0  # float32 moments decay again

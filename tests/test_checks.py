@@ -114,6 +114,16 @@ def test_a_sweep_of_identical_runs_fails_check_5(tiny_data, tiny_runs, tmp_path)
     assert made["checks"]["replica"]["passed"] is None
 
 
+def test_runs_sharing_the_configs_init_seed_must_be_identical_at_t0(tiny_data, tmp_path):
+    config = tiny_config(training={"init_seed": 7})
+    runs = {("tied", seed): train_tiny(tiny_data, tmp_path, "tied", seed, config) for seed in (42, 43)}
+    made = report_for(tiny_data, runs, {}, config)
+    assert made["checks"]["sweep_distinct"]["passed"] is True
+    assert "1 sharing an init seed are identical" in made["checks"]["sweep_distinct"]["summary"]
+    # Under a config whose runs each have their own init seed, the same files fail.
+    assert report_for(tiny_data, runs, {})["checks"]["sweep_distinct"]["passed"] is False
+
+
 def test_the_checks_read_records_one_at_a_time(tiny_runs, monkeypatch):
     """No per-record tensor is ever read whole: memory stays that of one record."""
     whole = Recording.tensor

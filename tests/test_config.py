@@ -10,7 +10,8 @@ from flannel.config import ConfigError
 
 def test_defaults_fill_every_section():
     config = flannel_config.defaults()
-    assert set(config) == {"data", "model", "runs", "training", "recording", "sanity", "figures", "analysis"}
+    assert set(config) == {"data", "model", "runs", "training", "recording", "experiments", "sanity", "figures",
+                           "analysis"}
     assert config["training"]["objective"] == "next_token"
     assert config["recording"]["record_every"] == 1
     assert config["analysis"] == {"early_l2": None, "mid_linf": 1.0}
@@ -24,7 +25,8 @@ def test_schema_defaults_are_the_embedded_default_config():
 def test_every_schema_key_has_description_and_default():
     schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
     for section, spec in schema["properties"].items():
-        for key, prop in spec["properties"].items():
+        keys = spec.get("properties") or spec["additionalProperties"]["properties"]  # experiments: per name
+        for key, prop in keys.items():
             assert "description" in prop and "default" in prop, f"{section}.{key}"
 
 
@@ -76,5 +78,6 @@ def test_config_readme_covers_every_config_file_and_every_schema_key():
     for section, spec in schema["properties"].items():
         assert f"### `{section}`" in text, section
         group = text.split(f"### `{section}`", 1)[1].split("\n### ", 1)[0]
-        for key in spec["properties"]:
+        keys = spec.get("properties") or spec["additionalProperties"]["properties"]  # experiments: per name
+        for key in keys:
             assert f"| `{key}` |" in group, f"{section}.{key}"

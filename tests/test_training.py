@@ -13,7 +13,8 @@ from safetensors.torch import load_file
 from helpers import ROOT, python_env, tiny_config, train_tiny
 from flannel.model import build_model, parameter_counts
 from flannel.recording import Recording, RecordingError
-from flannel.training import TrainingError
+from flannel.config import data_seed
+from flannel.training import TrainingError, window_batches
 
 NOTEBOOK_MODEL = {"vocab_size": 10000, "n_positions": 128, "n_embd": 64, "n_layer": 2, "n_head": 2, "init_scale": 0.02,
                   "attention": "sdpa"}
@@ -213,3 +214,30 @@ def test_grad_norms_are_the_pre_clip_global_norm(tiny_data, tmp_path):
     free = Recording(train_tiny(tiny_data, tmp_path / "b", "tied", 42, tiny_config(training={"steps": 3, "max_grad_norm": None})))
     assert (clipped.tensor("grad_norms")[1:] > 0.05).all()
     assert clipped.tensor("grad_norms")[1].item() == free.tensor("grad_norms")[1].item()  # same first step
+
+
+# ---- the two roles of a seed ---------------------------------------------------------------------------------
+
+
+def test_a_run_is_its_resolved_seeds_whatever_its_own_seed(tiny_data, tmp_path):
+    from test_golden import payload_sha256
+
+    plain = train_tiny(tiny_data, tmp_path / "plain", "tied", 42)
+    named = train_tiny(tiny_data, tmp_path / "named", "tied", 43, tiny_config(training={"init_seed": 42, "data_seed": 42}))
+    assert payload_sha256(plain) == payload_sha256(named)
+    assert Recording(named).metadata["init_seed"] == Recording(named).metadata["data_seed"] == "42"
+
+
+@pytest.mark.parametrize("fixed, varied", [("init_seed", "data_seed"), ("data_seed", "init_seed")])
+def test_one_seed_fixed_the_other_varied(tiny_data, tmp_path, fixed, varied):
+    runs = [Recording(train_tiny(tiny_data, tmp_path / str(seed), "tied", seed, tiny_config(training={fixed: 7})))
+            for seed in (42, 43)]
+    same_start = torch.equal(runs[0].record("embeddings", 0), runs[1].record("embeddings", 0))
+    configs = [tiny_config(training={fixed: 7}) for _ in runs]
+    training = configs[0]["training"]
+    batches = [next(window_batches(tiny_data["ids"].numel(), training["seq_len"], training["batch_size"],
+                                   data_seed(c, seed))) for c, seed in zip(configs, (42, 43))]
+    assert same_start == (fixed == "init_seed")
+    assert torch.equal(*batches) == (fixed == "data_seed")
+    # Different batches or different starts: the runs part at step 1 either way.
+    assert runs[0].tensor("losses")[1] != runs[1].tensor("losses")[1]

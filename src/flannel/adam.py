@@ -6,11 +6,12 @@ The replay of optimizer step t (torch.optim.AdamW, foreach=False, the training l
   m_t = m_(t-1).lerp(g, 1 - beta1)
   v_t = v_(t-1).mul(beta2).addcmul(g, g, value=1 - beta2)
   W_t = W_(t-1) [.mul(1 - lr wd)] .addcdiv(m_t, sqrt(v_t) / sqrt(1 - beta2^t) + eps, value=-lr / (1 - beta1^t))
-every operation on tensors of the parameter dtype, so each intermediate rounds as it did in training. W_t is
+every operation on tensors of the moments' dtype (training.optimizer_state_dtype, by default the weights'), so
+each intermediate rounds as it did in training, and W_t rounded once into the weights' dtype. W_t is
 rebuilt from the recorded m_t and v_t (so a wrong moment shows at its own step); m_t and v_t from the recorded
 previous moments, the recorded pre-clip grad and the recorded pre-clip global norm (`grad_norms`). lr is the
 config's schedule (flannel.rows.scheduled_lr). The replay closes bitwise only where consecutive steps were
-recorded in the parameter dtype; elsewhere its columns are NaN.
+recorded in a dtype that holds the optimizer state exactly; elsewhere its columns are NaN.
 
 Lost updates: the exact update -lr/(1 - beta1^t) m_t / (sqrt(v_t / (1 - beta2^t)) + eps), computed in float64
 from the recorded moments, is nonzero while the recorded weight did not change (the bf16 rounding ate it).
@@ -58,10 +59,9 @@ def clip_factor(grad_norm: float, max_norm: float | None, dtype: torch.dtype) ->
 
 def replay_moments(m_prev: torch.Tensor, v_prev: torch.Tensor, grad: torch.Tensor, *, beta1: float, beta2: float,
                    clip: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """m_t and v_t from the previous moments and the pre-clip grad, all in the moments' dtype."""
-    g = grad.to(m_prev.dtype)
-    if clip is not None:
-        g = g.mul(clip)
+    """m_t and v_t from the previous moments and the pre-clip grad: clipped in the grad's (the weights') dtype,
+    then in the moments' dtype."""
+    g = (grad if clip is None else grad.mul(clip)).to(m_prev.dtype)
     m = m_prev.clone().lerp_(g, 1 - beta1)
     v = v_prev.clone().mul_(beta2).addcmul_(g, g, value=1 - beta2)
     return m, v
@@ -69,15 +69,15 @@ def replay_moments(m_prev: torch.Tensor, v_prev: torch.Tensor, grad: torch.Tenso
 
 def replay_weights(w_prev: torch.Tensor, m: torch.Tensor, v: torch.Tensor, *, lr: float, step: int, beta1: float,
                    beta2: float, eps: float, weight_decay: float = 0.0) -> torch.Tensor:
-    """W_t from W_(t-1) and the step's moments, in the weights' dtype (torch's non-capturable branch: the
-    bias corrections are Python floats of the float step count)."""
-    w = w_prev.clone()
+    """W_t from W_(t-1) and the step's moments, computed in the moments' dtype and rounded once into the
+    weights' (torch's non-capturable branch: the bias corrections are Python floats of the float step count)."""
+    w = w_prev.to(m.dtype, copy=True)
     if weight_decay != 0:
         w.mul_(1 - lr * weight_decay)
     t = float(step)
     step_size = lr / (1 - beta1**t)
     denom = (v.sqrt() / (1 - beta2**t) ** 0.5).add_(eps)
-    return w.addcdiv_(m, denom, value=-step_size)
+    return w.addcdiv_(m, denom, value=-step_size).to(w_prev.dtype)
 
 
 def exact_update(m: torch.Tensor, v: torch.Tensor, *, lr: float, step: int, beta1: float, beta2: float,
@@ -112,11 +112,20 @@ def replayable(recording: Recording) -> str | None:
         return "weights and both Adam moments must be recorded"
     if record.get("record_every", 1) != 1:
         return f"recorded every {record['record_every']} steps; the replay needs every step"
-    param_dtype = DTYPES.get(training.get("param_dtype", "bfloat16"))
+    state = state_dtype(training)
     recorded = recording.record(recording.matrix("embeddings", sides(recording)[0]), 0).dtype
-    if recorded != param_dtype:
-        return f"recorded in {str(recorded).replace('torch.', '')}, the optimizer state is {training.get('param_dtype')}"
+    if recorded not in (state, torch.float32):
+        return f"recorded in {_name(recorded)}, the optimizer state is {_name(state)}"
     return None
+
+
+def state_dtype(training: dict) -> torch.dtype:
+    """The dtype of Adam's moments (training.optimizer_state_dtype, else the weights')."""
+    return DTYPES[training.get("optimizer_state_dtype") or training.get("param_dtype", "bfloat16")]
+
+
+def _name(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")
 
 
 def _moments_replayable(recording: Recording) -> bool:
@@ -133,11 +142,13 @@ def accounting_rows(recording: Recording):
     why_not = replayable(recording)
     moments = why_not is None and _moments_replayable(recording)
     dtype = DTYPES[training.get("param_dtype", "bfloat16")]
+    # Recorded values held in the dtypes training computed in (exact where the replay is possible).
+    held = {"weights": dtype, "momentum": state_dtype(training), "variance": state_dtype(training)}
     dead = dead_rows(recording)
     norms = recording.tensor("grad_norms").tolist() if "grad_norms" in recording.keys else None
     previous, previous_step = None, None
     for index, step in enumerate(recording.steps()):
-        current = {side: {q: recording.record(recording.matrix(k, side), index) for q, k in
+        current = {side: {q: recording.record(recording.matrix(k, side), index).to(held[q]) for q, k in
                           (("weights", "embeddings"), ("momentum", "momentum"), ("variance", "variance"))
                           if recording.matrix(k, side) in recording.keys} for side in sides(recording)}
         lr = scheduled_lr(step, training) if step > 0 else math.nan
@@ -150,7 +161,7 @@ def accounting_rows(recording: Recording):
             fractions = dict.fromkeys(QUANTITIES, math.nan)
             if why_not is None and before is not None:
                 if moments:
-                    grad = recording.record(recording.matrix("grads", side), index)
+                    grad = recording.record(recording.matrix("grads", side), index).to(dtype)
                     m, v = replay_moments(before["momentum"], before["variance"], grad, clip=clip, **hyper)
                     fractions["momentum"] = bitwise_fraction(m, now["momentum"])
                     fractions["variance"] = bitwise_fraction(v, now["variance"])

@@ -26,7 +26,7 @@ CHECKS = {  # name: (number, title)
     "record_counts": (2, "Every run holds steps/record_every + 1 records"),
     "initial_state": (3, "t=0 identical between the reference and its twin, whole model"),
     "step_differences": (4, "Frobenius differences at the compare steps"),
-    "sweep_distinct": (5, "The sweep's runs differ from each other at t=0"),
+    "sweep_distinct": (5, "The sweep's runs differ at t=0 exactly where their init seeds differ"),
     "radius": (6, "Mean radius of the dead cloud from its centroid"),
     "replica": (7, "Replica vs original, every tensor bitwise"),
     "manifest": (8, "Manifest of the run files"),
@@ -252,16 +252,18 @@ def check_step_differences(pairs: dict[str, tuple[Series, Series]], compare_step
     return _entry("step_differences", passed, summary, rows)
 
 
-def check_sweep_distinct(series: dict[int, Series], dead: torch.Tensor | None) -> dict:
-    """Every pair of sweep runs at t=0: runs with different seeds must differ (1.22e feared one seed for all).
-    All rows count where both store the same rows, and the full-state digests where both hold one."""
+def check_sweep_distinct(series: dict[int, Series], dead: torch.Tensor | None, init_seed: int | None = None) -> dict:
+    """Every pair of sweep runs at t=0: runs with different init seeds must differ (1.22e feared one seed for
+    all), and runs that share one (training.init_seed) must not. All rows count where both store the same rows,
+    and the full-state digests where both hold one. `init_seed`: the config's (None: each run's own seed);
+    the config decides which runs share an initialisation, never the files' own headers."""
     seeds = sorted(series)
     first = {seed: series[seed].record(0) for seed in seeds}  # one [rows, D] record per run
     rows = []
     for i, a in enumerate(seeds):
         for b in seeds[i + 1 :]:
             sa, sb = series[a], series[b]
-            row = {"seed_a": a, "seed_b": b}
+            row = {"seed_a": a, "seed_b": b, "same_init_seed": init_seed is not None}
             if torch.equal(sa.row_ids, sb.row_ids):
                 row.update({f"all_{k}": v for k, v in difference(first[a], first[b]).items()})
             pa, pb = (sa.positions(dead), sb.positions(dead)) if dead is not None else (None, None)
@@ -270,10 +272,14 @@ def check_sweep_distinct(series: dict[int, Series], dead: torch.Tensor | None) -
             if sa.state_sha256_initial and sb.state_sha256_initial:
                 row["state_digests_differ"] = sa.state_sha256_initial != sb.state_sha256_initial
             rows.append(row)
-    passed = _all(_differ(r) for r in rows)
-    same = [f"{r['seed_a']}/{r['seed_b']}" for r in rows if not _differ(r)]
-    summary = ("fewer than two sweep runs" if not rows else f"all {len(rows)} pair(s) of {len(seeds)} runs differ at t=0" if passed
-               else f"identical at t=0: seeds {', '.join(same)}")
+    passed = _all(_differ(r) != r["same_init_seed"] for r in rows)
+    wrong = [f"different at t=0: seeds {r['seed_a']}/{r['seed_b']}, which share an init seed" if r["same_init_seed"]
+             else f"identical at t=0: seeds {r['seed_a']}/{r['seed_b']}, whose init seeds differ"
+             for r in rows if _differ(r) == r["same_init_seed"]]
+    shared = sum(r["same_init_seed"] for r in rows)
+    summary = ("fewer than two sweep runs" if not rows else "; ".join(wrong) if not passed
+               else f"all {len(rows)} pair(s) of {len(seeds)} runs differ at t=0" if not shared
+               else f"{len(rows) - shared} pair(s) differ at t=0 and {shared} sharing an init seed are identical")
     return _entry("sweep_distinct", passed, summary, rows)
 
 

@@ -15,6 +15,8 @@ from .errors import ConfigError
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 # The sections a run's bytes depend on; `runs`, `sanity` and `figures` only choose what is done with runs.
 TRAINING_SECTIONS = ("data", "model", "training", "recording")
+# The sections an experiment may override; the data are shared by every experiment.
+EXPERIMENT_SECTIONS = ("model", "training", "recording", "runs")
 
 
 def validate(config: dict, schema: str | Path = SCHEMA, command_line: dict | None = None) -> dict:
@@ -33,7 +35,46 @@ def validate(config: dict, schema: str | Path = SCHEMA, command_line: dict | Non
         raise ConfigError(_one_line(error)) from None
     _check_integers(config, spec)
     _check_cross_keys(config)
+    for name in config["experiments"]:
+        _validate_experiment(config, name, schema, spec)
     return config
+
+
+def _validate_experiment(config: dict, name: str, schema, spec: dict) -> None:
+    """An experiment's resolved config, checked as a whole config; errors name the experiment's key."""
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate as snakemake_validate
+
+    overrides = config["experiments"][name] or {}
+    if "vocab_size" in (overrides.get("model") or {}):
+        raise ConfigError(f"config key 'experiments.{name}.model.vocab_size': the data (tokenizer, token ids, "
+                          "masks) are shared by every experiment; set model.vocab_size at the top level")
+    resolved = experiment_config(config, name)
+    try:
+        try:
+            snakemake_validate(resolved, str(schema), set_default=False)
+        except WorkflowError as error:
+            raise ConfigError(_one_line(error)) from None
+        _check_integers(resolved, spec)
+        _check_cross_keys(resolved)
+    except ConfigError as error:
+        raise ConfigError(str(error).replace("config key '", f"config key 'experiments.{name}.", 1)) from None
+
+
+def experiment_names(config: dict) -> list[str]:
+    """The experiments the config names, in its order; with none, the one experiment `main`."""
+    return list(config["experiments"]) or ["main"]
+
+
+def experiment_config(config: dict, name: str) -> dict:
+    """The whole config of one experiment: each overridden section's keys replace the top-level ones."""
+    overrides = config["experiments"].get(name) or {}
+    resolved = {section: value for section, value in config.items() if section != "experiments"}
+    for section in EXPERIMENT_SECTIONS:
+        if isinstance(overrides.get(section), dict):
+            resolved[section] = {**config[section], **overrides[section]}
+    resolved["experiments"] = {}
+    return resolved
 
 
 def _check_integers(value, schema: dict, path: str = "") -> None:
@@ -59,10 +100,21 @@ def read_command_line_values(config: dict, given: dict, schema: dict) -> None:
     for key, value in given.items():
         if key not in properties or key not in config:
             continue
+        if key == "experiments" and isinstance(value, dict):
+            _read_experiment_values(config[key], value, schema)
+            continue
         if isinstance(value, dict) and isinstance(config[key], dict):
             read_command_line_values(config[key], value, properties[key])
         elif config[key] is value or config[key] == value:
             config[key] = _typed(value, properties[key])
+
+
+def _read_experiment_values(experiments: dict, given: dict, schema: dict) -> None:
+    """An experiment's overrides from the command line, typed as the top-level sections they override."""
+    for name, sections in given.items():
+        if isinstance(sections, dict) and isinstance(experiments.get(name), dict):
+            read_command_line_values(experiments[name], sections,
+                                     {"properties": {s: schema["properties"][s] for s in EXPERIMENT_SECTIONS}})
 
 
 def _typed(value, schema: dict):
@@ -103,6 +155,9 @@ def _one_line(error: Exception) -> str:
     if not hasattr(cause, "absolute_path"):
         return " ".join(str(error).split())
     path = [str(p) for p in cause.absolute_path]
+    if "propertyNames" in cause.schema_path:
+        return (f"config key '{'.'.join(path + [str(cause.instance)])}': not a usable name (letters, digits, "
+                "'_', '.', '-'; not 'data' or 'experiments', which results/ uses for other outputs)")
     if cause.validator == "additionalProperties":
         unknown = sorted(set(cause.instance) - set(cause.schema.get("properties", {})))
         keys = ", ".join(repr(".".join(path + [name])) for name in unknown)
@@ -162,6 +217,12 @@ def data_seed(config: dict, seed: int) -> int:
     return seed if chosen is None else chosen
 
 
+def init_seed(config: dict, seed: int) -> int:
+    """Seed of the model initialisation of run `seed`."""
+    chosen = config["training"]["init_seed"]
+    return seed if chosen is None else chosen
+
+
 def replica_warmup_seed(config: dict) -> int:
     chosen = config["sanity"]["replica_warmup_seed"]
     return config["runs"]["reference_seed"] + 1 if chosen is None else chosen
@@ -171,4 +232,5 @@ def sanity_settings(config: dict) -> dict:
     """What the sanity checks need of the config (flannel.report)."""
     return {"reference_seed": config["runs"]["reference_seed"], "warmup_seed": replica_warmup_seed(config),
             "steps": config["training"]["steps"], "record_every": config["recording"]["record_every"],
-            "compare_steps": config["sanity"]["compare_steps"], "init_scale": config["model"]["init_scale"]}
+            "compare_steps": config["sanity"]["compare_steps"], "init_scale": config["model"]["init_scale"],
+            "init_seed": config["training"]["init_seed"]}

@@ -389,11 +389,13 @@ class RunRecorder:
                 for side, p in params.items()}
 
     def record(self, step: int, params: dict[str, torch.nn.Parameter], optimizer, grads: dict | None,
-               logits_row: torch.Tensor | None, loss: float, grad_norm: float = float("nan")) -> None:
+               logits_row: torch.Tensor | None, loss: float, grad_norm: float = float("nan"),
+               state_of: dict | None = None) -> None:
         """`params` maps "E"/"W" to the embedding and unembedding (one entry, "W", when tied); `grad_norm` is
-        the step's global gradient norm over every parameter before clipping (NaN at record 0)."""
+        the step's global gradient norm over every parameter before clipping (NaN at record 0); `state_of`
+        maps a parameter to the tensor the optimizer steps for it, where that is not the parameter itself."""
         for side, param in params.items():
-            state = optimizer.state.get(param, {})
+            state = optimizer.state.get((state_of or {}).get(param, param), {})
             values = {
                 "embeddings": lambda: self._rows(param),
                 "grads": lambda: grads[side] if grads else torch.zeros_like(self._rows(param)),

@@ -54,7 +54,8 @@ def workflow_checks(settings: dict, runs: dict, replicas: dict, canonical: torch
         "step_differences": check_step_differences(
             {f"{name} {a.key}": (a, b) for name, (ours, theirs) in pairs.items() for a, b in zip(ours, theirs)},
             settings["compare_steps"], canonical),
-        "sweep_distinct": check_sweep_distinct({seed: s[0] for (tying, seed), s in runs.items() if tying == "tied"}, canonical),
+        "sweep_distinct": check_sweep_distinct({seed: s[0] for (tying, seed), s in runs.items() if tying == "tied"},
+                                               canonical, settings.get("init_seed")),
         "radius": check_radius([s for key in sorted(runs) for s in runs[key]], canonical, settings["init_scale"]),
         "replica": check_replicas({name: (a[0].source, b[0].source) for name, (a, b) in pairs.items()},
                                   {name: (a[0].file, b[0].file) for name, (a, b) in pairs.items()}),

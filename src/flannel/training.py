@@ -24,7 +24,7 @@ from transformers import get_constant_schedule_with_warmup, get_linear_schedule_
 from transformers.loss.loss_utils import ForCausalLMLoss
 
 from . import __version__, numerics
-from .config import data_seed, training_json
+from .config import data_seed, init_seed, training_json
 from .data import check_windows
 from .errors import ConfigError, TrainingError
 from .model import DTYPES, build_model, embedding_E, state_sha256, unembedding_W
@@ -73,6 +73,30 @@ def provenance(training: dict, device: torch.device) -> dict[str, str]:
     if settings["portable"]:
         found = {"machine": found["machine"], "cpu": "any x86-64 CPU with AVX2 (portable numerics)"}
     return {"numerics": json.dumps(settings, sort_keys=True), "hardware": json.dumps(found, sort_keys=True)}
+
+
+class StateDtype:
+    """The tensors the optimizer steps: the parameters themselves, or (Adam state in a wider dtype than the
+    weights) copies of that dtype, refreshed from the weights before each step and rounded back into them
+    once after it, so no wider master copy of the weights survives between steps."""
+
+    def __init__(self, params: list[torch.nn.Parameter], dtype: torch.dtype):
+        self.weights = params
+        self.params = params if all(p.dtype == dtype for p in params) else [
+            torch.nn.Parameter(p.detach().to(dtype)) for p in params]
+
+    def step(self, optimizer) -> None:
+        if self.params is self.weights:
+            optimizer.step()
+            return
+        with torch.no_grad():
+            for copy_, weight in zip(self.params, self.weights):
+                copy_.copy_(weight)
+                copy_.grad = None if weight.grad is None else weight.grad.to(copy_.dtype)
+            optimizer.step()
+            for copy_, weight in zip(self.params, self.weights):
+                weight.copy_(copy_)
+                weight.grad = None
 
 
 def window_batches(n_tokens: int, seq_len: int, batch_size: int, seed: int):
@@ -132,11 +156,12 @@ def train_run(config: dict, run: Run, token_ids: torch.Tensor, masks: dict[str, 
     device = pick_device(training["device"])
     param_dtype, compute_dtype = DTYPES[training["param_dtype"]], DTYPES[training["compute_dtype"]]
 
-    model = build_model(model_cfg, run.tied, run.seed, param_dtype).to(device)
+    model = build_model(model_cfg, run.tied, init_seed(config, run.seed), param_dtype).to(device)
     # The fast path: an fp32 working copy computes the gradients; weights and Adam state stay in param_dtype.
     worker = copy.deepcopy(model).to(compute_dtype) if compute_dtype != param_dtype else model
     params, worker_params = list(model.parameters()), list(worker.parameters())
-    optimizer = torch.optim.AdamW(params, lr=training["learning_rate"], betas=(training["adam_beta1"], training["adam_beta2"]),
+    stepped = StateDtype(params, DTYPES[training["optimizer_state_dtype"] or training["param_dtype"]])
+    optimizer = torch.optim.AdamW(stepped.params, lr=training["learning_rate"], betas=(training["adam_beta1"], training["adam_beta2"]),
                                   eps=training["adam_epsilon"], weight_decay=training["weight_decay"], foreach=False)
     scheduler = lr_scheduler(optimizer, training)
     recorded = {"W": unembedding_W(model)} if run.tied else {"E": embedding_E(model), "W": unembedding_W(model)}
@@ -144,6 +169,7 @@ def train_run(config: dict, run: Run, token_ids: torch.Tensor, masks: dict[str, 
     initial_digest = state_sha256(model)
     initial_state = {name: p.detach().clone() for name, p in model.named_parameters()}
     variance_decreased = {name: torch.zeros_like(p, dtype=torch.bool) for name, p in model.named_parameters()}
+    state_of = dict(zip(params, stepped.params))  # the optimizer's tensor of each model parameter
     record_every = recording["record_every"]
     n_live, n_dead = int(masks["live_mask"].sum()), int(masks["dead_mask"].sum())
     recorder = RunRecorder(
@@ -163,13 +189,14 @@ def train_run(config: dict, run: Run, token_ids: torch.Tensor, masks: dict[str, 
         },
         metadata={
             "config": training_json(config),
-            "tying": run.tying, "seed": str(run.seed), "data_seed": str(data_seed(config, run.seed)),
+            "tying": run.tying, "seed": str(run.seed), "init_seed": str(init_seed(config, run.seed)),
+            "data_seed": str(data_seed(config, run.seed)),
             "device": device.type, "versions": json.dumps(versions(), sort_keys=True), **provenance(training, device),
             "token_ids_sha256": token_ids_sha256, "state_sha256_initial": initial_digest,
         },
     )
     try:
-        recorder.record(0, recorded, optimizer, None, None, float("nan"))
+        recorder.record(0, recorded, optimizer, None, None, float("nan"), state_of=state_of)
         if batches is None:
             batches = window_batches(token_ids.numel(), seq_len, training["batch_size"], data_seed(config, run.seed))
         offsets = torch.arange(seq_len + 1)
@@ -196,16 +223,17 @@ def train_run(config: dict, run: Run, token_ids: torch.Tensor, masks: dict[str, 
                 grad_norm = torch.nn.utils.clip_grad_norm_(params, training["max_grad_norm"])
             else:
                 grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None]) if is_record else None
-            previous_variance = {name: optimizer.state[p]["exp_avg_sq"].clone() for name, p in model.named_parameters()
-                                 if p in optimizer.state}
-            optimizer.step()
+            previous_variance = {name: optimizer.state[state_of[p]]["exp_avg_sq"].clone()
+                                 for name, p in model.named_parameters() if state_of[p] in optimizer.state}
+            stepped.step(optimizer)
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             for name, p in model.named_parameters():
                 if name in previous_variance:
-                    variance_decreased[name] |= optimizer.state[p]["exp_avg_sq"] < previous_variance[name]
+                    variance_decreased[name] |= optimizer.state[state_of[p]]["exp_avg_sq"] < previous_variance[name]
             if is_record:
-                recorder.record(step, recorded, optimizer, grads, logits[0, -1].detach(), loss.item(), grad_norm.item())
+                recorder.record(step, recorded, optimizer, grads, logits[0, -1].detach(), loss.item(), grad_norm.item(),
+                                state_of=state_of)
             if step % training["log_every"] == 0 or step == steps:
                 _log_progress(run, step, steps, loss.item(), time.perf_counter() - started)
         final_digest = state_sha256(model)
