@@ -1,6 +1,7 @@
 # flannel: what happens to dead vocabulary tokens while a tiny GPT-2 trains.
-# Table of contents: config + validation (rules/common.smk), the data half, the training runs,
-# the sanity checks, the analyses and figures; `rule all` asks for everything the config lists.
+# Table of contents: config + validation and the experiments (rules/common.smk), the shared data, then per
+# experiment the training runs, the sanity checks, the analyses and figures, and the summary across experiments;
+# `rule all` asks for everything the config lists.
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -17,6 +18,7 @@ include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/sanity.smk"
 include: "rules/figures.smk"
+include: "rules/experiments.smk"
 
 
 rule all:

@@ -29,11 +29,12 @@ flannel.config.validate(
 )
 
 SCRIPTS = REPOSITORY / "workflow" / "scripts"
-RUNS = config["runs"]
-REFERENCE_SEED = RUNS["reference_seed"]
+# Each experiment's whole config (flannel.config.experiment_config): the top-level sections with its overrides.
+EXPERIMENTS = {name: flannel.config.experiment_config(config, name) for name in flannel.config.experiment_names(config)}
 
 
 wildcard_constraints:
+    experiment="|".join(re.escape(name) for name in EXPERIMENTS),
     tying="tied|untied",
     seed=r"\d+",
 
@@ -49,6 +50,9 @@ def canonical(value):
     return json.dumps(value, sort_keys=True)
 
 
+# ---- the shared data ---------------------------------------------------------------------------------------
+
+
 def corpus_path():
     return config["data"]["corpus"] or "results/data/demo/model_corpus.txt"
 
@@ -61,27 +65,10 @@ def tokenizer_path():
     return config["data"]["tokenizer"] or "results/data/tokenizer.json"
 
 
-def run_ids():
-    """(tying, seed) of every run the config lists, tied first."""
-    return [[tying, seed] for tying in ("tied", "untied") for seed in RUNS[tying]]
-
-
-def run_files():
-    return [f"results/runs/{tying}/seed{seed}.safetensors" for tying, seed in run_ids()]
-
-
-def accounting_files():
-    """The Adam accounting table of every run, in run_ids() order (sanity check 9 reads them)."""
-    return [f"results/analysis/adam/{tying}/seed{seed}.tsv" for tying, seed in run_ids()]
-
-
-def replica_ids():
-    """The reference seed's runs, retrained after another seed in one process: tied, and untied if listed."""
-    return [[tying, REFERENCE_SEED] for tying in ("tied", "untied") if REFERENCE_SEED in RUNS[tying]]
-
-
-def replica_files():
-    return [f"results/sanity/replica/{tying}/seed{seed}.safetensors" for tying, seed in replica_ids()]
+def data_needs():
+    """The longest batch any experiment draws and its step count: the corpus must hold one such batch."""
+    trainings = [experiment["training"] for experiment in EXPERIMENTS.values()]
+    return {key: max(training[key] for training in trainings) for key in ("batch_size", "seq_len", "steps")}
 
 
 def config_files():
@@ -117,121 +104,235 @@ def missing_config_file_pattern():
     return "|".join(re.escape(path) for path in missing_config_files())
 
 
+def data_targets():
+    return [
+        "results/data/token_stats.json",
+        "results/data/live_dead_tokens.safetensors",
+        "results/data/live_dead_tokens.csv",
+        "results/data/token_stats.html",
+    ]
+
+
+# ---- one experiment's runs (`experiment`: a name; rules pass wildcards.experiment) ------------------------------
+
+
+def runs_of(experiment):
+    return EXPERIMENTS[experiment]["runs"]
+
+
+def run_ids(experiment):
+    """(tying, seed) of every run of the experiment, tied first."""
+    runs = runs_of(experiment)
+    return [[tying, seed] for tying in ("tied", "untied") for seed in runs[tying]]
+
+
+def per_run(experiment, pattern):
+    """`pattern` (with {tying} and {seed}) under results/<experiment>/, for every run in run_ids() order."""
+    return [f"results/{experiment}/{pattern}".format(tying=tying, seed=seed) for tying, seed in run_ids(experiment)]
+
+
+def replica_ids(experiment):
+    """The reference seed's runs, retrained after another seed in one process: tied, and untied if listed."""
+    runs = runs_of(experiment)
+    return [[tying, runs["reference_seed"]] for tying in ("tied", "untied") if runs["reference_seed"] in runs[tying]]
+
+
+def experiment_run_ids(wildcards):
+    return run_ids(wildcards.experiment)
+
+
+def experiment_replica_ids(wildcards):
+    return replica_ids(wildcards.experiment)
+
+
+def replica_warmup_seed(wildcards):
+    return flannel.config.replica_warmup_seed(EXPERIMENTS[wildcards.experiment])
+
+
+def experiment_training(wildcards):
+    """The experiment's training sections as canonical JSON: the param that reruns its training."""
+    return flannel.config.training_json(EXPERIMENTS[wildcards.experiment])
+
+
 def legacy_inputs():
     """The notebooks' files are inputs only when the config names them."""
     keys = ("legacy_flannel1", "legacy_flannel3", "legacy_masks")
     return {key: config["sanity"][key] for key in keys if config["sanity"][key]}
 
 
-def data_targets():
-    return [
-        "results/data/token_stats.json",
-        "results/data/live_dead_tokens.safetensors",
-        "results/data/live_dead_tokens.csv",
-    ]
+def sanity_inputs(wildcards):
+    experiment = wildcards.experiment
+    return {
+        **legacy_inputs(),
+        "runs": per_run(experiment, "runs/{tying}/seed{seed}.safetensors"),
+        "accounting": per_run(experiment, "analysis/adam/{tying}/seed{seed}.tsv"),
+        "replicas": [
+            f"results/{experiment}/sanity/replica/{tying}/seed{seed}.safetensors"
+            for tying, seed in replica_ids(experiment)
+        ],
+        "masks": "results/data/live_dead_tokens.safetensors",
+    }
 
 
-def sanity_targets():
-    return [
-        "results/sanity/report.json",
-        "results/sanity/report.md",
-        "results/sanity/manifest.tsv",
-        "results/sanity/verdict.txt",
-    ]
+def sanity_settings(wildcards):
+    return canonical(flannel.config.sanity_settings(EXPERIMENTS[wildcards.experiment]))
 
 
-def figure_targets():
-    return [f"results/figures/{name}.png" for name in flannel.figures.drawable(RUNS, config["recording"]["quantities"])]
-
-
-def figure_inputs():
+def figure_inputs(wildcards):
     """The named input lists the figures read: the tables of every run, the reference seed's recordings
     (per-row views), the decomposition tables, the Adam accounting and lattice tables (rows: the reference seed's)."""
-    paired = flannel.figures.paired_seeds(RUNS)
+    experiment, runs = wildcards.experiment, runs_of(wildcards.experiment)
+    results, reference = f"results/{experiment}", runs["reference_seed"]
+    paired = flannel.figures.paired_seeds(runs)
     return {
-        "tied": [f"results/analysis/tied/seed{seed}.tsv" for seed in RUNS["tied"]],
-        "untied": [f"results/analysis/untied/seed{seed}.tsv" for seed in RUNS["untied"]],
-        "tied_run": [f"results/runs/tied/seed{REFERENCE_SEED}.safetensors"],
-        "untied_run": (
-            [f"results/runs/untied/seed{REFERENCE_SEED}.safetensors"] if REFERENCE_SEED in RUNS["untied"] else []
-        ),
-        "decomposition": [f"results/analysis/decomposition/seed{seed}.tsv" for seed in paired],
-        "adam_tied": [f"results/analysis/adam/tied/seed{seed}.tsv" for seed in RUNS["tied"]],
-        "adam_untied": [f"results/analysis/adam/untied/seed{seed}.tsv" for seed in RUNS["untied"]],
-        "lattice_tied": [f"results/analysis/lattice/tied/seed{seed}.tsv" for seed in RUNS["tied"]],
-        "lattice_untied": [f"results/analysis/lattice/untied/seed{seed}.tsv" for seed in RUNS["untied"]],
+        "tied": [f"{results}/analysis/tied/seed{seed}.tsv" for seed in runs["tied"]],
+        "untied": [f"{results}/analysis/untied/seed{seed}.tsv" for seed in runs["untied"]],
+        "tied_run": [f"{results}/runs/tied/seed{reference}.safetensors"],
+        "untied_run": [f"{results}/runs/untied/seed{reference}.safetensors"] if reference in runs["untied"] else [],
+        "decomposition": [f"{results}/analysis/decomposition/seed{seed}.tsv" for seed in paired],
+        "adam_tied": [f"{results}/analysis/adam/tied/seed{seed}.tsv" for seed in runs["tied"]],
+        "adam_untied": [f"{results}/analysis/adam/untied/seed{seed}.tsv" for seed in runs["untied"]],
+        "lattice_tied": [f"{results}/analysis/lattice/tied/seed{seed}.tsv" for seed in runs["tied"]],
+        "lattice_untied": [f"{results}/analysis/lattice/untied/seed{seed}.tsv" for seed in runs["untied"]],
         "lattice_rows": [
-            f"results/analysis/lattice/{tying}/seed{REFERENCE_SEED}.rows.tsv"
+            f"{results}/analysis/lattice/{tying}/seed{reference}.rows.tsv"
             for tying in ("tied", "untied")
-            if REFERENCE_SEED in RUNS[tying]
+            if reference in runs[tying]
         ],
     }
 
 
 def figure_outputs():
-    """Each figure a report entry of its own: caption, category, labels."""
+    """Every registered figure, a report entry of its own (caption, category, labels) per experiment; a figure
+    an experiment cannot draw is a card saying why (flannel.figures.missing)."""
     return {
         name: report(
-            f"results/figures/{name}.png",
+            f"results/{{experiment}}/figures/{name}.png",
             caption=f"../workflow/report/{name}.rst",
-            category=flannel.figures.FIGURES[name].category,
-            labels={"figure": name.split("_")[0], "shows": flannel.figures.FIGURES[name].shows},
+            category=figure.category,
+            subcategory="{experiment}",
+            labels={"experiment": "{experiment}", "figure": name.split("_")[0], "shows": figure.shows},
         )
-        for name in flannel.figures.drawable(RUNS, config["recording"]["quantities"])
+        for name, figure in flannel.figures.FIGURES.items()
     }
 
 
-def analysis_tables():
+def figure_settings(wildcards):
+    experiment = EXPERIMENTS[wildcards.experiment]
+    runs = experiment["runs"]
+    seeds = {
+        "tied": runs["tied"],
+        "untied": runs["untied"],
+        "paired": flannel.figures.paired_seeds(runs),
+        "reference": runs["reference_seed"],
+    }
+    return canonical(
+        {"seeds": seeds, "quantities": experiment["recording"]["quantities"], "figures": config["figures"]}
+    )
+
+
+def analysis_tables(wildcards):
     """Every run's analysis table, in run_ids() order."""
-    return [f"results/analysis/{tying}/seed{seed}.tsv" for tying, seed in run_ids()]
+    return per_run(wildcards.experiment, "analysis/{tying}/seed{seed}.tsv")
+
+
+def experiment_n_embd(wildcards):
+    return EXPERIMENTS[wildcards.experiment]["model"]["n_embd"]
 
 
 def report_table_outputs():
     return {
         name: report(
-            f"results/report/{name}.html",
+            f"results/{{experiment}}/report/{name}.html",
             caption=f"../workflow/report/{name}.rst",
             category="Tables",
-            labels={"table": label},
+            subcategory="{experiment}",
+            labels={"experiment": "{experiment}", "table": label},
         )
         for name, label in (
-            ("token_stats", "token statistics"),
             ("run_summary", "one row per run"),
             ("first_step", "step 1 against lr x sqrt(D)"),
         )
     }
 
 
-def figure_settings():
-    seeds = {
-        "tied": RUNS["tied"],
-        "untied": RUNS["untied"],
-        "paired": flannel.figures.paired_seeds(RUNS),
-        "reference": REFERENCE_SEED,
+def experiment_targets(experiment):
+    results = f"results/{experiment}"
+    return (
+        per_run(experiment, "runs/{tying}/seed{seed}.safetensors")
+        + per_run(experiment, "runs/{tying}/seed{seed}.moved.tsv")
+        + [f"{results}/sanity/{name}" for name in ("report.json", "report.md", "manifest.tsv", "verdict.txt")]
+        + [f"{results}/figures/{name}.png" for name in flannel.figures.FIGURES]
+        + [f"{results}/report/{name}.html" for name in ("run_summary", "first_step")]
+    )
+
+
+# ---- across experiments -------------------------------------------------------------------------------------
+
+
+def summary_inputs():
+    """Every run's analysis table, experiment by experiment, in summary_runs() order."""
+    return [f"results/{e}/analysis/{tying}/seed{seed}.tsv" for e, tying, seed in summary_runs()]
+
+
+def summary_runs():
+    return [[experiment, tying, seed] for experiment in EXPERIMENTS for tying, seed in run_ids(experiment)]
+
+
+def summary_settings():
+    """Each experiment's training sections (the summary names the values that differ between them)."""
+    resolved = {name: {s: e[s] for s in flannel.config.TRAINING_SECTIONS} for name, e in EXPERIMENTS.items()}
+    return canonical({"experiments": resolved, "figures": config["figures"]})
+
+
+def across_experiment_figure_outputs():
+    return {
+        name: report(
+            f"results/experiments/figures/{name}.png",
+            caption=f"../workflow/report/{name}.rst",
+            category=figure.category,
+            labels={"figure": name, "shows": figure.shows},
+        )
+        for name, figure in flannel.figures.ACROSS_EXPERIMENTS.items()
     }
-    return canonical({"seeds": seeds, "figures": config["figures"]})
+
+
+def summary_targets():
+    return ["results/experiments/summary.tsv", "results/experiments/summary.html"] + [
+        f"results/experiments/figures/{name}.png" for name in flannel.figures.ACROSS_EXPERIMENTS
+    ]
 
 
 def all_targets():
-    moved = [f.replace(".safetensors", ".moved.tsv") for f in run_files()]
-    tables = ["results/report/token_stats.html", "results/report/run_summary.html"]
-    return data_targets() + run_files() + moved + sanity_targets() + figure_targets() + tables
+    targets = data_targets() + summary_targets()
+    for experiment in EXPERIMENTS:
+        targets += experiment_targets(experiment)
+    return targets
+
+
+# ---- resources ----------------------------------------------------------------------------------------------
 
 
 def train_mem_mb(wildcards):
     """The model, the fp32 logits of one batch and the per-step record copies; never the whole recording."""
-    model, training = config["model"], config["training"]
+    experiment = EXPERIMENTS[wildcards.experiment]
+    model, training = experiment["model"], experiment["training"]
     logits_mb = training["batch_size"] * training["seq_len"] * model["vocab_size"] * 4 * 6 / 2**20
     return int(1024 + logits_mb)
 
 
-# Training jobs ask SLURM for a GPU only when the config trains on one.
-TRAINING_GPUS = 1 if config["training"]["device"] == "cuda" else 0
+def training_gpus(wildcards):
+    """Training jobs ask SLURM for a GPU only when the experiment trains on one."""
+    return 1 if EXPERIMENTS[wildcards.experiment]["training"]["device"] == "cuda" else 0
+
+
+def training_threads(wildcards):
+    return EXPERIMENTS[wildcards.experiment]["training"]["threads"]
 
 
 def train_runtime_min(wildcards):
     """Minutes for SLURM, from a conservative 0.5 steps/s."""
-    return int(10 + config["training"]["steps"] / 0.5 / 60)
+    return int(10 + EXPERIMENTS[wildcards.experiment]["training"]["steps"] / 0.5 / 60)
 
 
 def replica_runtime_min(wildcards):

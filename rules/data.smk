@@ -93,9 +93,7 @@ rule token_stats:
     conda:
         "../envs/flannel.yaml"
     params:
-        batch_size=config["training"]["batch_size"],
-        seq_len=config["training"]["seq_len"],
-        steps=config["training"]["steps"],
+        **data_needs(),
         vocab_size=config["model"]["vocab_size"],
         code=code_digest("token_stats.py"),
     script:
@@ -119,3 +117,24 @@ rule live_dead_tokens:
         code=code_digest("live_dead_tokens.py"),
     script:
         "../workflow/scripts/live_dead_tokens.py"
+
+
+rule token_stats_table:
+    input:
+        stats="results/data/token_stats.json",
+    output:
+        report(
+            "results/data/token_stats.html",
+            caption="../workflow/report/token_stats.rst",
+            category="Tables",
+            labels={"table": "token statistics"},
+        ),
+    log:
+        "logs/data/token_stats_table.log",
+    localrule: True
+    conda:
+        "../envs/flannel.yaml"
+    params:
+        code=code_digest("token_stats_table.py"),
+    script:
+        "../workflow/scripts/token_stats_table.py"

@@ -7,18 +7,18 @@
 
 rule analyse_run:
     input:
-        run="results/runs/{tying}/seed{seed}.safetensors",
+        run="results/{experiment}/runs/{tying}/seed{seed}.safetensors",
     output:
-        "results/analysis/{tying}/seed{seed}.tsv",
+        "results/{experiment}/analysis/{tying}/seed{seed}.tsv",
     log:
-        "logs/analysis/{tying}/seed{seed}.log",
+        "logs/{experiment}/analysis/{tying}/seed{seed}.log",
     benchmark:
-        "benchmarks/analysis/{tying}/seed{seed}.tsv"
+        "benchmarks/{experiment}/analysis/{tying}/seed{seed}.tsv"
     localrule: True
     conda:
         "../envs/flannel.yaml"
     params:
-        training=flannel.config.training_json(config),
+        training=experiment_training,
         code=code_digest("analyse_run.py"),
     script:
         "../workflow/scripts/analyse_run.py"
@@ -26,19 +26,19 @@ rule analyse_run:
 
 rule decomposition:
     input:
-        tied="results/runs/tied/seed{seed}.safetensors",
-        untied="results/runs/untied/seed{seed}.safetensors",
+        tied="results/{experiment}/runs/tied/seed{seed}.safetensors",
+        untied="results/{experiment}/runs/untied/seed{seed}.safetensors",
     output:
-        "results/analysis/decomposition/seed{seed}.tsv",
+        "results/{experiment}/analysis/decomposition/seed{seed}.tsv",
     log:
-        "logs/analysis/decomposition/seed{seed}.log",
+        "logs/{experiment}/analysis/decomposition/seed{seed}.log",
     benchmark:
-        "benchmarks/analysis/decomposition/seed{seed}.tsv"
+        "benchmarks/{experiment}/analysis/decomposition/seed{seed}.tsv"
     localrule: True
     conda:
         "../envs/flannel.yaml"
     params:
-        training=flannel.config.training_json(config),
+        training=experiment_training,
         code=code_digest("decomposition.py"),
     script:
         "../workflow/scripts/decomposition.py"
@@ -46,13 +46,13 @@ rule decomposition:
 
 rule adam_accounting:
     input:
-        run="results/runs/{tying}/seed{seed}.safetensors",
+        run="results/{experiment}/runs/{tying}/seed{seed}.safetensors",
     output:
-        "results/analysis/adam/{tying}/seed{seed}.tsv",
+        "results/{experiment}/analysis/adam/{tying}/seed{seed}.tsv",
     log:
-        "logs/analysis/adam/{tying}/seed{seed}.log",
+        "logs/{experiment}/analysis/adam/{tying}/seed{seed}.log",
     benchmark:
-        "benchmarks/analysis/adam/{tying}/seed{seed}.tsv"
+        "benchmarks/{experiment}/analysis/adam/{tying}/seed{seed}.tsv"
     localrule: True
     conda:
         "../envs/flannel.yaml"
@@ -64,14 +64,14 @@ rule adam_accounting:
 
 rule lattice:
     input:
-        run="results/runs/{tying}/seed{seed}.safetensors",
+        run="results/{experiment}/runs/{tying}/seed{seed}.safetensors",
     output:
-        steps="results/analysis/lattice/{tying}/seed{seed}.tsv",
-        rows="results/analysis/lattice/{tying}/seed{seed}.rows.tsv",
+        steps="results/{experiment}/analysis/lattice/{tying}/seed{seed}.tsv",
+        rows="results/{experiment}/analysis/lattice/{tying}/seed{seed}.rows.tsv",
     log:
-        "logs/analysis/lattice/{tying}/seed{seed}.log",
+        "logs/{experiment}/analysis/lattice/{tying}/seed{seed}.log",
     benchmark:
-        "benchmarks/analysis/lattice/{tying}/seed{seed}.tsv"
+        "benchmarks/{experiment}/analysis/lattice/{tying}/seed{seed}.tsv"
     localrule: True
     conda:
         "../envs/flannel.yaml"
@@ -85,38 +85,38 @@ rule lattice:
 # One job draws every figure: a job's start-up (imports) costs more than drawing a figure.
 rule figures:
     input:
-        **figure_inputs(),
+        unpack(figure_inputs),
     output:
         **figure_outputs(),
     log:
-        "logs/figures/figures.log",
+        "logs/{experiment}/figures/figures.log",
     benchmark:
-        "benchmarks/figures/figures.tsv"
+        "benchmarks/{experiment}/figures/figures.tsv"
     localrule: True
     conda:
         "../envs/flannel.yaml"
     params:
-        settings=figure_settings(),
+        settings=figure_settings,
         code=code_digest("draw_figures.py"),
     script:
         "../workflow/scripts/draw_figures.py"
 
 
-# The report's tables: token statistics and a summary row per run (the analysis tables' first and last steps).
+# The report's tables of one experiment: a summary row per run (the analysis tables' first and last steps) and
+# the first step explained.
 rule report_tables:
     input:
-        stats="results/data/token_stats.json",
-        runs=analysis_tables(),
+        runs=analysis_tables,
     output:
         **report_table_outputs(),
     log:
-        "logs/report/report_tables.log",
+        "logs/{experiment}/report/report_tables.log",
     localrule: True
     conda:
         "../envs/flannel.yaml"
     params:
-        run_ids=run_ids(),
-        n_embd=config["model"]["n_embd"],
+        run_ids=experiment_run_ids,
+        n_embd=experiment_n_embd,
         code=code_digest("report_tables.py"),
     script:
         "../workflow/scripts/report_tables.py"

@@ -1,4 +1,5 @@
-# The Flannel 1 vs Flannel 3 sanity checks (notebook 1.22e as rules with a verdict) and the replica runs.
+# Per experiment, the Flannel 1 vs Flannel 3 sanity checks (notebook 1.22e as rules with a verdict) and the replica
+# runs.
 # The check writes the report and never fails on a verdict; a separate verdict job fails the workflow, so a
 # failed reproducibility check leaves the report on disk (Snakemake deletes the outputs of a failed job).
 
@@ -8,23 +9,23 @@ rule replica:
         token_ids="results/data/token_ids.safetensors",
         masks="results/data/live_dead_tokens.safetensors",
     output:
-        run="results/sanity/replica/{tying}/seed{seed}.safetensors",
+        run="results/{experiment}/sanity/replica/{tying}/seed{seed}.safetensors",
     log:
-        "logs/sanity/replica/{tying}/seed{seed}.log",
+        "logs/{experiment}/sanity/replica/{tying}/seed{seed}.log",
     benchmark:
-        "benchmarks/sanity/replica/{tying}/seed{seed}.tsv"
+        "benchmarks/{experiment}/sanity/replica/{tying}/seed{seed}.tsv"
     # A rerun gives the same bytes, so a retry (a node lost on a cluster, say) is safe.
     retries: 2
     conda:
         "../envs/flannel.yaml"
-    threads: config["training"]["threads"]
+    threads: training_threads
     resources:
         mem_mb=train_mem_mb,
         runtime=replica_runtime_min,
-        gpu=TRAINING_GPUS,
+        gpu=training_gpus,
     params:
-        training=flannel.config.training_json(config),
-        warmup_seed=flannel.config.replica_warmup_seed(config),
+        training=experiment_training,
+        warmup_seed=replica_warmup_seed,
         code=code_digest("replica.py"),
     script:
         "../workflow/scripts/replica.py"
@@ -32,23 +33,20 @@ rule replica:
 
 rule sanity_check:
     input:
-        **legacy_inputs(),
-        runs=run_files(),
-        accounting=accounting_files(),
-        replicas=replica_files(),
-        masks="results/data/live_dead_tokens.safetensors",
+        unpack(sanity_inputs),
     output:
-        json="results/sanity/report.json",
+        json="results/{experiment}/sanity/report.json",
         md=report(
-            "results/sanity/report.md",
+            "results/{experiment}/sanity/report.md",
             caption="../workflow/report/sanity.rst",
             category="Sanity checks",
+            subcategory="{experiment}",
         ),
-        manifest="results/sanity/manifest.tsv",
+        manifest="results/{experiment}/sanity/manifest.tsv",
     log:
-        "logs/sanity/sanity_check.log",
+        "logs/{experiment}/sanity/sanity_check.log",
     benchmark:
-        "benchmarks/sanity/sanity_check.tsv"
+        "benchmarks/{experiment}/sanity/sanity_check.tsv"
     conda:
         "../envs/flannel.yaml"
     resources:
@@ -57,10 +55,10 @@ rule sanity_check:
         runtime=60,
     params:
         # (tying, seed) of each input run and replica, in input order
-        run_ids=run_ids(),
-        replica_ids=replica_ids(),
-        settings=canonical(flannel.config.sanity_settings(config)),
-        training=flannel.config.training_json(config),
+        run_ids=experiment_run_ids,
+        replica_ids=experiment_replica_ids,
+        settings=sanity_settings,
+        training=experiment_training,
         code=code_digest("sanity_check.py"),
     script:
         "../workflow/scripts/sanity_check.py"
@@ -68,11 +66,11 @@ rule sanity_check:
 
 rule sanity_verdict:
     input:
-        report="results/sanity/report.json",
+        report="results/{experiment}/sanity/report.json",
     output:
-        "results/sanity/verdict.txt",
+        "results/{experiment}/sanity/verdict.txt",
     log:
-        "logs/sanity/sanity_verdict.log",
+        "logs/{experiment}/sanity/sanity_verdict.log",
     localrule: True
     conda:
         "../envs/flannel.yaml"

@@ -53,7 +53,7 @@ def workflow_run(tmp_path_factory):
 SERIAL_TARGETS = [
     "results/data/tokenizer.json", "results/data/token_ids.safetensors", "results/data/live_dead_tokens.safetensors",
     "results/data/live_dead_tokens.csv", "results/data/token_stats.json",
-    "results/runs/tied/seed42.safetensors", "results/runs/tied/seed43.safetensors", "results/runs/untied/seed42.safetensors",
+    "results/main/runs/tied/seed42.safetensors", "results/main/runs/tied/seed43.safetensors", "results/main/runs/untied/seed42.safetensors",
 ]
 
 

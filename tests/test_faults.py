@@ -87,10 +87,10 @@ def test_sigkill_mid_run_leaves_nothing_complete_and_the_rerun_gives_identical_b
     config = yaml.safe_load((workdir / "config" / "test.yaml").read_text())
     config["training"].update(steps=1000, log_every=50)
     (workdir / "config" / "slow.yaml").write_text(yaml.safe_dump(config))
-    target = "results/runs/tied/seed42.safetensors"
+    target = "results/main/runs/tied/seed42.safetensors"
     args = [target, "--cores", "1", "--configfile", "config/slow.yaml"]  # targets first: --configfile is greedy
     snakemake(workdir, "results/data/token_stats.json", "results/data/live_dead_tokens.safetensors", *args[1:])
-    log = workdir / "logs" / "train" / "tied" / "seed42.log"
+    log = workdir / "logs" / "main" / "train" / "tied" / "seed42.log"
     job = subprocess.Popen(["snakemake", *args], cwd=workdir, start_new_session=True,
                            env={**os.environ, "PYTHONPATH": str(workdir / "src")},
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -126,7 +126,7 @@ def config_naming(workdir, section: str, key: str, path: str) -> str:
     ("data", "corpus", "results/data/token_ids.safetensors"),
     ("data", "tokenizer", "results/data/live_dead_tokens.csv"),
     ("data", "tokenizer_corpus", "results/data/tokenizer.json"),
-    ("sanity", "legacy_flannel1", "results/sanity/report.json"),
+    ("sanity", "legacy_flannel1", "results/main/sanity/report.json"),
 ])
 def test_a_missing_config_named_file_is_one_line_naming_key_and_file_when_a_job_needs_it(tmp_path, section, key, target):
     workdir = copy_repo(tmp_path / "repo")
@@ -141,7 +141,7 @@ def test_a_missing_config_named_file_is_one_line_naming_key_and_file_when_a_job_
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if "file not found" in line]
     assert len(errors) == 1 and errors[0].endswith(f"ERROR config key '{section}.{key}': file not found: nowhere/file.txt")
-    assert not (workdir / "results" / "runs").exists()
+    assert not (workdir / "results" / "main" / "runs").exists()
     assert not (workdir / "nowhere").exists()
 
 
@@ -243,18 +243,20 @@ def test_a_config_that_records_no_embeddings_is_refused():
         tiny_config(recording={"quantities": ["grads", "logits"]})
 
 
-def test_figures_follow_what_the_config_records_and_stale_ones_go(tmp_path):
+def test_a_figure_the_experiment_cannot_draw_is_a_card_saying_why(tmp_path):
     from flannel import figures
 
-    runs = {"tied": [42], "untied": [], "reference_seed": 42}
-    assert figures.drawable(runs, ["embeddings"]) == ["a_dead_cloud", "b_fraction_moved", "c_loss", "e_displacements",
-                                                     "g_pca", "h_indicators", "k_radial", "l_lattice"]
-    assert "i_gradients" in figures.drawable(runs, ["embeddings", "grads", "momentum", "variance"])
-    for name in ("a_dead_cloud", "d_e_minus_w", "f_decomposition"):
-        (tmp_path / f"{name}.png").write_bytes(b"png")
-    (tmp_path / "mine.png").write_bytes(b"a user's file")
-    assert figures.remove_stale([tmp_path / "a_dead_cloud.png"]) == [tmp_path / "d_e_minus_w.png", tmp_path / "f_decomposition.png"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_dead_cloud.png", "mine.png"]
+    seeds = {"tied": [42], "untied": [], "paired": [], "reference": 42}
+    assert figures.missing("d_e_minus_w", seeds, ["embeddings"]) == "this experiment trains no untied run"
+    assert figures.missing("f_decomposition", {**seeds, "untied": [43]}, ["embeddings"]) == (
+        "no seed of this experiment is trained both tied and untied")
+    assert figures.missing("i_gradients", seeds, ["embeddings", "grads"]) == "recording.quantities lacks momentum, variance"
+    assert figures.missing("a_dead_cloud", seeds, ["embeddings"]) is None
+    settings = {"seeds": seeds, "quantities": ["embeddings"], "figures": {"dpi": 50}}
+    # A stale figure of an earlier config is overwritten by the card, never left beside current ones.
+    (tmp_path / "d_e_minus_w.png").write_bytes(b"an old figure")
+    assert figures.draw("d_e_minus_w", {}, settings, tmp_path / "d_e_minus_w.png") == "this experiment trains no untied run"
+    assert (tmp_path / "d_e_minus_w.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_a_killed_warm_up_is_cleared_by_the_next_replica(tiny_data, tmp_path):

@@ -34,7 +34,7 @@ def png_chunks(data: bytes) -> list[bytes]:
 @pytest.mark.slow
 def test_workflow_builds_every_figure_without_timestamps(workflow_run):
     for name in FIGURE_NAMES:
-        data = (workflow_run / "results" / "figures" / f"{name}.png").read_bytes()
+        data = (workflow_run / "results" / "main" / "figures" / f"{name}.png").read_bytes()
         assert data.startswith(PNG_SIGNATURE), name
         chunks = png_chunks(data)
         assert b"tIME" not in chunks and b"tEXt" not in chunks, name
@@ -47,10 +47,10 @@ def test_workflow_tables_cover_every_recorded_step(workflow_run):
     steps = list(range(config["training"]["steps"] + 1))
     for tying in ("tied", "untied"):
         for seed in config["runs"][tying]:
-            table = analysis.read_table(workflow_run / "results" / "analysis" / tying / f"seed{seed}.tsv")
+            table = analysis.read_table(workflow_run / "results" / "main" / "analysis" / tying / f"seed{seed}.tsv")
             assert table["step"].tolist() == steps
             assert not table.filter(like="radius_centroid_mean").isna().any().any()
-    text = (workflow_run / "results" / "analysis" / "tied" / "seed42.tsv").read_text()
+    text = (workflow_run / "results" / "main" / "analysis" / "tied" / "seed42.tsv").read_text()
     assert str(workflow_run) not in text and str(ROOT) not in text
 
 
@@ -147,7 +147,7 @@ def test_figure_parameter_change_redraws_figures_only(finished_copy):
 
 @pytest.mark.slow
 def test_same_tables_give_the_same_png_bytes(workflow_run, tmp_path):
-    tables = workflow_run / "results" / "analysis"
+    tables = workflow_run / "results" / "main" / "analysis"
     inputs = {"tied": [str(tables / "tied" / "seed42.tsv"), str(tables / "tied" / "seed43.tsv")],
               "untied": [str(tables / "untied" / "seed42.tsv")]}
     settings = {"seeds": {"tied": [42, 43], "untied": [42], "paired": [42], "reference": 42},

@@ -36,14 +36,16 @@ def test_the_readme_shows_the_commands_tested_here():
 
 
 EXPECTED = {
-    "snakemake --cores 1 results/runs/untied/seed42.safetensors": "nothing to do",
-    "snakemake --cores 1 results/runs/tied/seed43.safetensors --forcerun train": {"train": 1},
+    "snakemake --cores 1 results/main/runs/untied/seed42.safetensors": "nothing to do",
+    "snakemake --cores 1 results/main/runs/tied/seed43.safetensors --forcerun train": {"train": 1},
     "snakemake -n": "nothing to do",
     "snakemake --cores 2 --config training='{steps: 100}' runs='{tied: [42, 43], untied: [42], reference_seed: 42}'":
         "retrains",
     "snakemake --cores 1 --config figures='{dpi: 200}'": {"figures": 1, "all": 1},
     "snakemake --cores 2 --configfile config/flannel.yaml --config data='{corpus: my/corpus.txt, tokenizer: my/tokenizer.json}'":
         "notebook scale",
+    "snakemake --cores 2 --configfile config/sweeps.yaml": "sweeps",
+    "snakemake --cores 2 --configfile config/test.yaml config/sweeps.yaml": "sweeps",
 }
 
 
@@ -61,6 +63,8 @@ def test_each_readme_command_does_what_it_says(finished, command):
         assert jobs == {}, jobs
     elif expected == "retrains":
         assert jobs["train"] == 3 and jobs["replica"] == 2, jobs
+    elif expected == "sweeps":  # seven experiments: eleven runs, a replica each, one summary
+        assert jobs["train"] == 11 and jobs["replica"] == 7 and jobs["experiments_summary"] == 1, jobs
     elif expected == "notebook scale":
         assert jobs["train"] == 11 and "train_tokenizer" not in jobs, jobs  # Flannel 3's ten seeds and Flannel 2
     else:

@@ -14,7 +14,7 @@ from flannel import checks
 from flannel.outputs import sha256_file
 
 
-TARGET = "results/sanity/verdict.txt"
+TARGET = "results/main/sanity/verdict.txt"
 
 
 def copy_of_run(workflow_run, destination):
@@ -25,15 +25,15 @@ def copy_of_run(workflow_run, destination):
 
 @pytest.mark.slow
 def test_every_check_passes_on_the_test_config(workflow_run):
-    sanity = workflow_run / "results" / "sanity"
+    sanity = workflow_run / "results" / "main" / "sanity"
     report = json.loads((sanity / "report.json").read_text())
     assert report["passed"] is True and report["reproducibility"]["passed"] is True
     assert sorted(entry["number"] for entry in report["checks"].values()) == list(range(1, 10))
     assert {name: entry["passed"] for name, entry in report["checks"].items()} == dict.fromkeys(checks.CHECKS, True)
     assert "legacy" not in report
-    runs = ["results/runs/tied/seed42.safetensors", "results/runs/tied/seed43.safetensors",
-            "results/runs/untied/seed42.safetensors", "results/sanity/replica/tied/seed42.safetensors",
-            "results/sanity/replica/untied/seed42.safetensors"]
+    runs = ["results/main/runs/tied/seed42.safetensors", "results/main/runs/tied/seed43.safetensors",
+            "results/main/runs/untied/seed42.safetensors", "results/main/sanity/replica/tied/seed42.safetensors",
+            "results/main/sanity/replica/untied/seed42.safetensors"]
     lines = (sanity / "manifest.tsv").read_text().splitlines()
     assert lines[0] == "path\tbytes\tsha256"
     assert [line.split("\t") for line in lines[1:]] == [
@@ -49,16 +49,16 @@ def test_every_check_passes_on_the_test_config(workflow_run):
 @pytest.mark.slow
 def test_a_planted_divergence_fails_the_workflow_and_keeps_the_report(workflow_run, tmp_path):
     workdir = copy_of_run(workflow_run, tmp_path / "wf")
-    flip_byte(workdir / "results/sanity/replica/tied/seed42.safetensors", "embeddings", 3)
+    flip_byte(workdir / "results/main/sanity/replica/tied/seed42.safetensors", "embeddings", 3)
     result = snakemake(workdir, TARGET, "--cores", "1", "--configfile", "config/test.yaml", check=False)
     assert result.returncode != 0
     message = ("sanity check 7 (tied seed 42): their headers name the same numerics settings and hardware; "
-               "results/runs/tied/seed42.safetensors and "
-               "results/sanity/replica/tied/seed42.safetensors first differ in tensor 'embeddings' at step 3")
+               "results/main/runs/tied/seed42.safetensors and "
+               "results/main/sanity/replica/tied/seed42.safetensors first differ in tensor 'embeddings' at step 3")
     assert message in result.stderr
-    assert message in (workdir / "logs/sanity/sanity_verdict.log").read_text()
+    assert message in (workdir / "logs/main/sanity/sanity_verdict.log").read_text()
     # The check job succeeded, so its report stays for reading.
-    report = json.loads((workdir / "results/sanity/report.json").read_text())
+    report = json.loads((workdir / "results/main/sanity/report.json").read_text())
     assert report["passed"] is False and report["reproducibility"]["failures"][0].startswith(message)
     assert not (workdir / TARGET).exists()
 
@@ -72,7 +72,7 @@ def test_the_notebooks_files_are_checked_when_the_config_names_them(workflow_run
     config["sanity"].update({f"legacy_{k}": str(p.relative_to(workdir)) for k, p in paths.items()})
     (workdir / "config/legacy.yaml").write_text(yaml.safe_dump(config))
     snakemake(workdir, TARGET, "--cores", "1", "--configfile", "config/legacy.yaml")
-    report = json.loads((workdir / "results/sanity/report.json").read_text())
+    report = json.loads((workdir / "results/main/sanity/report.json").read_text())
     legacy = report["legacy"]
     assert (legacy["flannel1"], legacy["flannel3"]) == ("legacy/1.20a_flannel_1.safetensors", "legacy/1.20c_flannel_3.safetensors")
     assert legacy["checks"]["record_counts"]["passed"] is False  # the extra record: reported, not a crash
@@ -80,5 +80,5 @@ def test_the_notebooks_files_are_checked_when_the_config_names_them(workflow_run
     # Only reproducibility failures fail the workflow; the record count shows in the report and the verdict.
     assert report["passed"] is False and report["reproducibility"]["passed"] is True
     assert "other checks failed" in (workdir / TARGET).read_text()
-    manifest = (workdir / "results/sanity/manifest.tsv").read_text()
+    manifest = (workdir / "results/main/sanity/manifest.tsv").read_text()
     assert "legacy/1.20c_flannel_3.safetensors\t" in manifest

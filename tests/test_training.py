@@ -172,7 +172,7 @@ def test_an_unfinished_recording_is_refused(tiny_data, tmp_path):
 @pytest.mark.slow
 def test_cores_1_and_cores_2_give_the_same_run_bytes(workflow_run, workflow_run_serial):
     for name in ("tied/seed42", "tied/seed43", "untied/seed42"):
-        path = f"results/runs/{name}.safetensors"
+        path = f"results/main/runs/{name}.safetensors"
         assert (workflow_run / path).read_bytes() == (workflow_run_serial / path).read_bytes(), name
 
 

@@ -29,6 +29,8 @@ def validate(config: dict, schema: str | Path = SCHEMA, command_line: dict | Non
         spec = yaml.safe_load(handle)
     if command_line:
         read_command_line_values(config, command_line, spec)
+    if isinstance(config.get("experiments"), dict):  # `name:` with nothing after it: no overrides
+        config["experiments"] = {name: {} if value is None else value for name, value in config["experiments"].items()}
     try:
         snakemake_validate(config, str(schema), set_default=True)
     except WorkflowError as error:

@@ -37,33 +37,42 @@ FIGURES = {
     "l_lattice": Figure("Freeze and optimisation", "lattice phases and freeze steps", "lattice_phases"),
 }
 
+# Drawn once from the summary across experiments (flannel.experiments), into results/experiments/figures/.
+ACROSS_EXPERIMENTS = {
+    "experiments_dead_cloud": Figure("Across experiments", "dead-cloud radii of every experiment", "experiments_dead_cloud"),
+    "experiments_final_state": Figure("Across experiments", "final dead-cloud radius against the swept values",
+                                      "experiments_final_state"),
+}
+
 
 def paired_seeds(runs: dict) -> list[int]:
     """Seeds trained both tied and untied: the pairs of the decomposition test."""
     return [seed for seed in runs["tied"] if seed in runs["untied"]]
 
 
-def drawable(runs: dict, quantities) -> list[str]:
-    """The figures the config's runs and recorded quantities can draw."""
-    have = {"": True, "untied": bool(runs["untied"]), "pair": bool(paired_seeds(runs))}
-    return [name for name, figure in FIGURES.items() if have[figure.needs] and set(figure.quantities) <= set(quantities)]
+def missing(name: str, seeds: dict, quantities) -> str | None:
+    """Why an experiment cannot draw figure `name` (a sentence), or None if it can. `seeds`: the figure
+    settings' seeds (tied, untied, paired)."""
+    figure = FIGURES[name]
+    if figure.needs == "untied" and not seeds["untied"]:
+        return "this experiment trains no untied run"
+    if figure.needs == "pair" and not seeds["paired"]:
+        return "no seed of this experiment is trained both tied and untied"
+    absent = [quantity for quantity in figure.quantities if quantity not in quantities]
+    if absent:
+        return f"recording.quantities lacks {', '.join(absent)}"
+    return None
 
 
-def remove_stale(drawn: list[str | Path]) -> list[Path]:
-    """Remove, beside the figures just drawn, any registered figure the config no longer draws (say, the
-    tied/untied figures after untied runs left the config), so none passes for a current one."""
-    folder = Path(drawn[0]).parent
-    current = {Path(path).name for path in drawn}
-    stale = [folder / f"{name}.png" for name in FIGURES if f"{name}.png" not in current and (folder / f"{name}.png").exists()]
-    for path in stale:
-        path.unlink()
-    return stale
-
-
-def draw(name: str, inputs: dict, settings: dict, output: str | Path) -> None:
-    """Draw figure `name` and write it as a PNG with no timestamp or software tag (same inputs, same bytes)."""
+def draw(name: str, inputs: dict, settings: dict, output: str | Path) -> str | None:
+    """Draw figure `name` and write it as a PNG with no timestamp or software tag (same inputs, same bytes).
+    A figure the experiment cannot draw becomes a card that says why (so no figure of an earlier config
+    passes for a current one); returns that reason, or None."""
     if name not in FIGURES:
         raise AnalysisError(f"{output}: unknown figure '{name}' (known: {', '.join(FIGURES)})")
     from . import plots  # matplotlib and torch load only where a figure is drawn
 
-    plots.save(getattr(plots, FIGURES[name].function)(inputs, settings), output, settings["figures"]["dpi"])
+    reason = missing(name, settings["seeds"], settings["quantities"])
+    fig = plots.not_drawn(name, reason) if reason else getattr(plots, FIGURES[name].function)(inputs, settings)
+    plots.save(fig, output, settings["figures"]["dpi"])
+    return reason

@@ -96,7 +96,7 @@ def enforce(report: dict, fail: bool) -> str:
     reproducibility check failed and `fail` is set."""
     failures = report["reproducibility"]["failures"]
     if failures and fail:
-        raise ReproducibilityError(failures[0] + (f" (and {len(failures) - 1} more, see results/sanity/report.md)" if len(failures) > 1 else ""))
+        raise ReproducibilityError(failures[0] + (f" (and {len(failures) - 1} more, see report.md beside the report)" if len(failures) > 1 else ""))
     if failures:
         return f"reproducibility FAILED (not enforced: sanity.fail_on_reproducibility is false): {failures[0]}"
-    return "passed" if report["passed"] else "reproducibility passed; other checks failed, see results/sanity/report.md"
+    return "passed" if report["passed"] else "reproducibility passed; other checks failed, see report.md beside the report"

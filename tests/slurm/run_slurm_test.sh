@@ -9,7 +9,7 @@
 #    command line (so the shipped profile stays realistic); checks every output of the DAG exists
 #    and that the non-local jobs went through sbatch;
 # 2. builds the same run files with the same config and `snakemake --cores 1` in a second copy and
-#    requires identical SHA-256 for every results/runs/**/*.safetensors;
+#    requires identical SHA-256 for every results/main/runs/**/*.safetensors;
 # 3. corrupts train's input in the SLURM copy: snakemake must exit non-zero, in bounded time, naming
 #    the failing rule `train`;
 # 4. stops the daemons (also on failure or interrupt).
@@ -201,10 +201,10 @@ say "all $n_out expected outputs exist; a dry run has nothing to do"
 
 # --- 2. same bytes as a local run ---------------------------------------------------------------
 # Only the runs are compared, so the local run builds just them (and what they need).
-hashes() { (cd "$1" && find results/runs -name '*.safetensors' -type f -print0 | sort -z | xargs -0 -r sha256sum); }
+hashes() { (cd "$1" && find results/main/runs -name '*.safetensors' -type f -print0 | sort -z | xargs -0 -r sha256sum); }
 hashes "$SLURM_COPY" >"$WORK/slurm.sha256"
 mapfile -t run_targets < <(awk '{print $2}' "$WORK/slurm.sha256")
-((${#run_targets[@]} > 0)) || fail "no results/runs/**/*.safetensors after the SLURM run"
+((${#run_targets[@]} > 0)) || fail "no results/main/runs/**/*.safetensors after the SLURM run"
 say "part 2: snakemake --cores 1 --configfile $CONFIG (${#run_targets[@]} run files) in a second copy"
 t=$(date +%s)
 run_in "$LOCAL_COPY" "$WORK/local-run.log" "$TIMEOUT" snakemake --cores 1 --configfile "$CONFIG" -- "${run_targets[@]}"
@@ -218,7 +218,7 @@ if ! diff -u "$WORK/local.sha256" "$WORK/slurm.sha256"; then
     fail "safetensors differ between the SLURM run and the local run (see diff above)"
 fi
 sed 's/^/    /' "$WORK/slurm.sha256"
-say "all $n_st results/runs safetensors are byte-identical between SLURM and local"
+say "all $n_st results/main/runs safetensors are byte-identical between SLURM and local"
 
 # --- 3. a failing SLURM job stops the workflow --------------------------------------------------
 # Only `train` reads the live/dead masks among the jobs needed for one run file: corrupt them and

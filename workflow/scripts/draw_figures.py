@@ -1,4 +1,4 @@
-# Every figure of the analysis (rule figures): each named output is drawn as flannel.figures registers it.
+# Every figure of one experiment (rule figures): each named output is drawn as flannel.figures registers it.
 import json
 
 from flannel import figures
@@ -10,7 +10,5 @@ with script_logging(snakemake.log[0]) as log:
               for name, paths in snakemake.input.items()}
     settings = json.loads(snakemake.params.settings)
     for name, output in snakemake.output.items():
-        figures.draw(name, inputs, settings, output)
-        log.info("drew %s", output)
-    for path in figures.remove_stale(list(snakemake.output)):
-        log.info("removed %s: this config does not draw it", path)
+        reason = figures.draw(name, inputs, settings, output)
+        log.info("drew %s%s", output, f" as a card: {reason}" if reason else "")

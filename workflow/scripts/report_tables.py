@@ -1,10 +1,9 @@
-# The report's tables (rule report_tables): token statistics, one summary row per run, the first step explained.
+# The report's tables of one experiment (rule report_tables): one summary row per run, the first step explained.
 from flannel import tables
 from flannel.logs import script_logging
 
 with script_logging(snakemake.log[0]) as log:
-    tables.write_token_stats(snakemake.input.stats, snakemake.output.token_stats)
     tables.write_run_summary(snakemake.params.run_ids, list(snakemake.input.runs), snakemake.output.run_summary)
     tables.write_first_step(snakemake.params.run_ids, list(snakemake.input.runs), snakemake.params.n_embd,
                             snakemake.output.first_step)
-    log.info("wrote %s, %s and %s", snakemake.output.token_stats, snakemake.output.run_summary, snakemake.output.first_step)
+    log.info("wrote %s and %s", snakemake.output.run_summary, snakemake.output.first_step)

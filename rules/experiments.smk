@@ -1,0 +1,29 @@
+# Across experiments: a summary row per run of every experiment and the figures that set the experiments side by
+# side. Reruns when any experiment's analysis tables change; one local job, cheap next to training.
+
+
+rule experiments_summary:
+    input:
+        runs=summary_inputs(),
+    output:
+        tsv="results/experiments/summary.tsv",
+        html=report(
+            "results/experiments/summary.html",
+            caption="../workflow/report/experiments_summary.rst",
+            category="Across experiments",
+            labels={"table": "one row per run of every experiment"},
+        ),
+        **across_experiment_figure_outputs(),
+    log:
+        "logs/experiments/experiments_summary.log",
+    benchmark:
+        "benchmarks/experiments/experiments_summary.tsv"
+    localrule: True
+    conda:
+        "../envs/flannel.yaml"
+    params:
+        runs=summary_runs(),
+        settings=summary_settings(),
+        code=code_digest("experiments_summary.py"),
+    script:
+        "../workflow/scripts/experiments_summary.py"

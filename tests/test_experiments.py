@@ -1,0 +1,141 @@
+"""Named experiments: validation naming the experiment, the summary across experiments on hand-built tables,
+and, end to end, config/sweeps.yaml at the test scale (per-experiment sanity, bytes that depend on the resolved
+config only, and reruns confined to the experiment that changed)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+from helpers import copy_repo, job_counts, snakemake, tiny_config
+from test_golden import payload_sha256
+
+from flannel import config as flannel_config
+from flannel import experiments
+from flannel.errors import ConfigError
+from flannel.recording import Recording
+
+SWEEPS = ("init_0.005", "init_0.01", "init_0.02", "init_0.045", "shared_init", "batch_128", "float32_moments")
+
+
+# ---- the config ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"lr_high": {"training": {"learning_rate": -1}}}, "config key 'experiments.lr_high.training.learning_rate': -1"),
+    ({"a": {"training": {"stepz": 3}}}, "config key 'experiments.a.training.stepz': unknown key"),
+    ({"a": {"training": {"steps": 20.0}}}, "config key 'experiments.a.training.steps': 20.0 is not an integer"),
+    ({"a": {"runs": {"tied": [7]}}}, "config key 'experiments.a.runs.reference_seed': 42 is not one of the tied seeds"),
+    ({"a": {"model": {"vocab_size": 500}}}, "config key 'experiments.a.model.vocab_size': the data"),
+    ({"a": {"sanity": {}}}, "config key 'experiments.a.sanity': unknown key (allowed: model, training, recording, runs)"),
+    ({"data": {}}, "config key 'experiments.data': not a usable name"),
+])
+def test_an_experiment_override_error_names_the_experiment_and_key(overrides, message):
+    config = tiny_config()
+    config["experiments"] = overrides
+    with pytest.raises(ConfigError) as error:
+        flannel_config.validate(config)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_an_experiment_inherits_what_it_does_not_override():
+    config = tiny_config()
+    config["experiments"] = {"small": {"model": {"init_scale": 0.005}}, "plain": None}
+    flannel_config.validate(config)
+    small = flannel_config.experiment_config(config, "small")
+    assert small["model"] == {**config["model"], "init_scale": 0.005}
+    assert small["training"] == config["training"] and small["runs"] == config["runs"]
+    assert flannel_config.experiment_names(config) == ["small", "plain"]
+    assert flannel_config.experiment_names(tiny_config()) == ["main"]
+
+
+def test_differing_values_name_only_the_keys_that_differ():
+    resolved = {"a": {"model": {"init_scale": 0.02, "n_embd": 16}, "training": {"init_seed": None}},
+                "b": {"model": {"init_scale": 0.005, "n_embd": 16}, "training": {"init_seed": 42}}}
+    assert experiments.differing_values(resolved) == {
+        "a": {"model.init_scale": 0.02, "training.init_seed": "null"},
+        "b": {"model.init_scale": 0.005, "training.init_seed": 42}}
+    assert experiments.differing_values({"only": resolved["a"]}) == {"only": {}}
+
+
+def test_the_summary_reads_first_and_last_records(tmp_path):
+    columns = {"step": [0, 1, 2], "loss": [float("nan"), 3.0, 2.5]}
+    columns.update({column: [1.0, 2.0, 4.0] for column, _ in experiments.LAST.values()})
+    pd.DataFrame(columns).to_csv(tmp_path / "t.tsv", sep="\t", index=False)
+    table = experiments.summary_table([("a", "tied", 42)], [str(tmp_path / "t.tsv")], {"a": {"model": {}}})
+    row = table.iloc[0]
+    assert (row["experiment"], row["seed"], row["steps"], row["final_loss"]) == ("a", 42, 2, 2.5)
+    assert row["W_dead_radius_origin_t0"] == 1.0 and row["W_dead_radius_origin_last"] == 4.0
+
+
+# ---- end to end ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sweeps_run(tmp_path_factory):
+    """config/sweeps.yaml at the test scale, the whole DAG, in a fresh copy of the repository."""
+    workdir = copy_repo(tmp_path_factory.mktemp("sweeps"))
+    snakemake(workdir, "--cores", "2", "--configfile", "config/test.yaml", "config/sweeps.yaml", timeout=1800)
+    return workdir
+
+
+@pytest.mark.slow
+def test_every_experiment_passes_its_sanity_checks(sweeps_run):
+    for name in SWEEPS:
+        report = json.loads((sweeps_run / "results" / name / "sanity" / "report.json").read_text())
+        assert report["passed"], (name, report["reproducibility"]["failures"])
+        assert (sweeps_run / "results" / name / "sanity" / "verdict.txt").read_text().startswith("passed")
+    summary = pd.read_csv(sweeps_run / "results" / "experiments" / "summary.tsv", sep="\t")
+    assert summary.groupby("experiment", sort=False).size().to_dict() == {
+        "init_0.005": 1, "init_0.01": 1, "init_0.02": 1, "init_0.045": 1, "shared_init": 5, "batch_128": 1,
+        "float32_moments": 1}
+    assert summary["model.init_scale"].tolist()[:4] == [0.005, 0.01, 0.02, 0.045]
+
+
+@pytest.mark.slow
+def test_a_shared_init_gives_one_start_and_different_batch_orders(sweeps_run):
+    runs = [Recording(sweeps_run / f"results/shared_init/runs/tied/seed{seed}.safetensors") for seed in range(42, 47)]
+    starts = [run.record("embeddings", 0) for run in runs]
+    assert all(torch.equal(starts[0], start) for start in starts[1:])
+    assert len({run.tensor("losses")[1].item() for run in runs}) == 5
+    assert [run.metadata["data_seed"] for run in runs] == [str(seed) for seed in range(42, 47)]
+    # The same resolved seeds and config as init_0.02's run: the same tensors, whatever the experiment's name.
+    assert payload_sha256(runs[0].path) == payload_sha256(sweeps_run / "results/init_0.02/runs/tied/seed42.safetensors")
+
+
+@pytest.mark.slow
+def test_float32_moments_are_recorded_in_float32_beside_bf16_weights(sweeps_run):
+    run = Recording(sweeps_run / "results/float32_moments/runs/tied/seed42.safetensors")
+    assert run.tensor("variance").dtype == run.tensor("embeddings").dtype == torch.float32
+    weights = run.record("embeddings", run.n_records - 1)
+    assert torch.equal(weights, weights.to(torch.bfloat16).float())
+    assert json.loads(run.metadata["config"])["training"]["optimizer_state_dtype"] == "float32"
+
+
+@pytest.mark.slow
+def test_two_experiments_of_one_resolved_config_give_identical_files(tmp_path):
+    workdir = copy_repo(tmp_path / "repo")
+    config = {"experiments": {"plain": {"runs": {"tied": [42], "untied": []}},
+                              "restated": {"training": {"learning_rate": 0.001}, "runs": {"tied": [42], "untied": []}}}}
+    (workdir / "config" / "twins.yaml").write_text(yaml.safe_dump(config))
+    targets = [f"results/{name}/runs/tied/seed42.safetensors" for name in ("plain", "restated")]
+    snakemake(workdir, *targets, "--cores", "2", "--configfile", "config/test.yaml", "config/twins.yaml")
+    assert (workdir / targets[0]).read_bytes() == (workdir / targets[1]).read_bytes()
+
+
+@pytest.mark.slow
+def test_changing_one_experiments_learning_rate_reruns_that_experiment_only(sweeps_run):
+    sweeps = yaml.safe_load((sweeps_run / "config" / "sweeps.yaml").read_text())
+    sweeps["experiments"]["init_0.01"]["training"] = {"learning_rate": 0.002}
+    (sweeps_run / "config" / "changed.yaml").write_text(yaml.safe_dump(sweeps))
+    result = snakemake(sweeps_run, "-n", "--cores", "1", "--configfile", "config/test.yaml", "config/changed.yaml")
+    jobs = job_counts(result.stdout)
+    per_run = {"train": 1, "analyse_run": 1, "adam_accounting": 1, "lattice": 1}
+    per_experiment = {"replica": 1, "sanity_check": 1, "sanity_verdict": 1, "figures": 1, "report_tables": 1}
+    assert jobs == {**per_run, **per_experiment, "experiments_summary": 1, "all": 1}, jobs
+    outputs = set(re.findall(r"results/([^/\s,]+)/", result.stdout))
+    assert outputs == {"init_0.01", "experiments"}, outputs

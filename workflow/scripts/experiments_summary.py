@@ -1,0 +1,19 @@
+# The summary across experiments (rule experiments_summary): a row per run, as TSV and HTML, and its figures.
+import json
+
+from flannel import experiments, plots
+from flannel.logs import script_logging
+from flannel.outputs import write_table, write_text
+from flannel.tables import html_table
+
+with script_logging(snakemake.log[0]) as log:
+    settings = json.loads(snakemake.params.settings)
+    paths = [str(path) for path in snakemake.input.runs]
+    summary = experiments.summary_table(snakemake.params.runs, paths, settings["experiments"])
+    write_table(summary, snakemake.output.tsv)
+    write_text(snakemake.output.html, html_table("Every run of every experiment", tuple(summary.columns),
+                                                 list(summary.itertuples(index=False))))
+    dpi = settings["figures"]["dpi"]
+    plots.save(plots.experiments_dead_cloud(summary, paths, settings), snakemake.output.experiments_dead_cloud, dpi)
+    plots.save(plots.experiments_final_state(summary, settings), snakemake.output.experiments_final_state, dpi)
+    log.info("summarised %d runs of %d experiments", len(summary), summary["experiment"].nunique())
