@@ -17,6 +17,7 @@ include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/sanity.smk"
 include: "rules/figures.smk"
+include: "rules/cloud.smk"
 
 
 rule all:

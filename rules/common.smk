@@ -49,6 +49,11 @@ def canonical(value):
     return json.dumps(value, sort_keys=True)
 
 
+def analysis_settings(*keys):
+    """Some keys of the analysis section as canonical JSON: a rule reruns only when its own keys change."""
+    return canonical({key: config["analysis"][key] for key in keys})
+
+
 def corpus_path():
     return config["data"]["corpus"] or "results/data/demo/model_corpus.txt"
 
@@ -165,6 +170,7 @@ def figure_inputs():
             for tying in ("tied", "untied")
             if REFERENCE_SEED in RUNS[tying]
         ],
+        **cloud_inputs(),
     }
 
 
@@ -202,6 +208,70 @@ def report_table_outputs():
     }
 
 
+def lattice_row_files():
+    """Every run's lattice rows table (each row's freeze step), in run_ids() order."""
+    return [f"results/analysis/lattice/{tying}/seed{seed}.rows.tsv" for tying, seed in run_ids()]
+
+
+def epoch_series_path(tying="{tying}", seed="{seed}"):
+    """One run's dead-cloud series (rule epochs); with no arguments, the rule's output pattern."""
+    return f"results/analysis/epochs/{tying}/seed{seed}.tsv"
+
+
+def epoch_series_files():
+    return [epoch_series_path(tying, seed) for tying, seed in run_ids()]
+
+
+EPOCH_TABLES = {"table": "results/analysis/epochs/epochs.tsv", "summary": "results/analysis/epochs/summary.tsv"}
+EPOCH_REPORT = "results/report/epochs.html"
+
+
+def epoch_table_outputs():
+    caption = "../workflow/report/epochs.rst"
+    labels = {"table": "epochs of the dead cloud"}
+    return {**EPOCH_TABLES, "report": report(EPOCH_REPORT, caption=caption, category="Tables", labels=labels)}
+
+
+def tied_untied_distance_paths(seed="{seed}"):
+    """One seed's tied-vs-untied distances: the step table and the dead rows' matrix (the heatmap's)."""
+    return {
+        "steps": f"results/analysis/distances/seed{seed}.tsv",
+        "rows": f"results/analysis/distances/seed{seed}.rows.safetensors",
+    }
+
+
+def sweep_distance_path():
+    return "results/analysis/distances/sweep.tsv"
+
+
+def distance_seed():
+    """The paired seed whose dead rows the heatmap shows: the reference seed when it is paired, else the first."""
+    paired = flannel.figures.paired_seeds(RUNS)
+    return REFERENCE_SEED if REFERENCE_SEED in paired else paired[0] if paired else None
+
+
+def cloud_inputs():
+    """The figures' inputs from rules/cloud.smk: the epoch series and table, the tied-vs-untied distances (with
+    the shown seed's rows and its tied lattice rows, to sort them by freeze step) and the sweep's distances."""
+    shown = [] if distance_seed() is None else [distance_seed()]
+    return {
+        "epochs_tied": [epoch_series_path("tied", seed) for seed in RUNS["tied"]],
+        "epochs_untied": [epoch_series_path("untied", seed) for seed in RUNS["untied"]],
+        "epochs_table": [EPOCH_TABLES["table"]],
+        "distances": [tied_untied_distance_paths(seed)["steps"] for seed in flannel.figures.paired_seeds(RUNS)],
+        "distance_rows": [tied_untied_distance_paths(seed)["rows"] for seed in shown],
+        "distance_lattice": [f"results/analysis/lattice/tied/seed{seed}.rows.tsv" for seed in shown],
+        "sweep_distance": [sweep_distance_path()] if flannel.figures.is_sweep(RUNS) else [],
+    }
+
+
+def cloud_targets():
+    """The tables of rules/cloud.smk in the default target (the figures ask for the rest)."""
+    distances = [tied_untied_distance_paths(seed)["steps"] for seed in flannel.figures.paired_seeds(RUNS)]
+    sweep = [sweep_distance_path()] if flannel.figures.is_sweep(RUNS) else []
+    return [*EPOCH_TABLES.values(), EPOCH_REPORT, *distances, *sweep]
+
+
 def figure_settings():
     seeds = {
         "tied": RUNS["tied"],
@@ -215,7 +285,7 @@ def figure_settings():
 def all_targets():
     moved = [f.replace(".safetensors", ".moved.tsv") for f in run_files()]
     tables = ["results/report/token_stats.html", "results/report/run_summary.html"]
-    return data_targets() + run_files() + moved + sanity_targets() + figure_targets() + tables
+    return data_targets() + run_files() + moved + sanity_targets() + figure_targets() + tables + cloud_targets()
 
 
 def train_mem_mb(wildcards):
