@@ -16,7 +16,8 @@ class Figure:
     category: str  # the report's category
     shows: str  # the report's label
     function: str  # the flannel.plots function that draws it
-    needs: str = ""  # "untied": an untied run; "pair": a seed trained both tied and untied; "": nothing more
+    needs: str = ""  # "untied": an untied run; "pair": a seed trained both tied and untied; "sweep": two tied
+    # seeds or more; "": nothing more
     quantities: tuple[str, ...] = ("embeddings",)  # the recorded matrices it draws from
 
 
@@ -35,6 +36,11 @@ FIGURES = {
                                 quantities=("embeddings", "momentum", "variance")),
     "k_radial": Figure("Dead-cloud geometry", "radial motion of dead rows", "radial_motion"),
     "l_lattice": Figure("Freeze and optimisation", "lattice phases and freeze steps", "lattice_phases"),
+    "m_epochs": Figure("Dead-cloud geometry", "epochs: inhale, peak speed, freeze onset, last motion", "cloud_epochs"),
+    "n_tied_untied_distance": Figure("Run-to-run distances", "|W_tied,i - W_untied,i| per row and step", "tied_untied_distance",
+                                     needs="pair"),
+    "o_sweep_distance": Figure("Run-to-run distances", "pairwise distances between the sweep's runs", "sweep_distance",
+                               needs="sweep"),
 }
 
 
@@ -43,9 +49,14 @@ def paired_seeds(runs: dict) -> list[int]:
     return [seed for seed in runs["tied"] if seed in runs["untied"]]
 
 
+def is_sweep(runs: dict) -> bool:
+    """Whether the tied runs form a sweep: two seeds or more, so that runs can be compared pairwise."""
+    return len(runs["tied"]) >= 2
+
+
 def drawable(runs: dict, quantities) -> list[str]:
     """The figures the config's runs and recorded quantities can draw."""
-    have = {"": True, "untied": bool(runs["untied"]), "pair": bool(paired_seeds(runs))}
+    have = {"": True, "untied": bool(runs["untied"]), "pair": bool(paired_seeds(runs)), "sweep": is_sweep(runs)}
     return [name for name, figure in FIGURES.items() if have[figure.needs] and set(figure.quantities) <= set(quantities)]
 
 
