@@ -210,9 +210,7 @@ def report_rows(table: pd.DataFrame, overview: pd.DataFrame) -> tuple[tuple[str,
     return header, rows
 
 
-def report_title(table: pd.DataFrame) -> str:
-    settings = table[["speed_window", "freeze_fraction"]].drop_duplicates()
-    window, fraction = settings.iloc[0] if len(settings) else ("?", "?")
+def report_title(window: int, fraction: float) -> str:
     return (f"Epochs of the dead cloud: the step of each, per run and matrix, with the median and range over the runs "
             f"(tied W: the sweep). Speeds smoothed over {window} records; freeze onset: {fraction:.0%} of the dead rows "
             f"frozen for good.")

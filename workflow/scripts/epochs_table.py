@@ -11,5 +11,6 @@ with script_logging(snakemake.log[0]) as log:
     write_table(table, snakemake.output.table)
     write_table(overview, snakemake.output.summary)
     header, rows = epochs.report_rows(table, overview)
-    write_text(snakemake.output.report, tables.html_table(epochs.report_title(table), header, rows))
+    title = epochs.report_title(snakemake.params.speed_window, snakemake.params.freeze_fraction)
+    write_text(snakemake.output.report, tables.html_table(title, header, rows))
     log.info("%s: %d rows; %s: %d rows", snakemake.output.table, len(table), snakemake.output.summary, len(overview))
