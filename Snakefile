@@ -19,6 +19,7 @@ include: "rules/train.smk"
 include: "rules/sanity.smk"
 include: "rules/figures.smk"
 include: "rules/experiments.smk"
+include: "rules/cloud.smk"
 
 
 rule all:

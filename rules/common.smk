@@ -50,6 +50,11 @@ def canonical(value):
     return json.dumps(value, sort_keys=True)
 
 
+def analysis_settings(*keys):
+    """Some keys of the analysis section as canonical JSON: a rule reruns only when its own keys change."""
+    return canonical({key: config["analysis"][key] for key in keys})
+
+
 # ---- the shared data ---------------------------------------------------------------------------------------
 
 
@@ -199,6 +204,7 @@ def figure_inputs(wildcards):
             for tying in ("tied", "untied")
             if reference in runs[tying]
         ],
+        **cloud_inputs(experiment),
     }
 
 
@@ -256,6 +262,71 @@ def report_table_outputs():
     }
 
 
+def epoch_series_files(wildcards):
+    return per_run(wildcards.experiment, "analysis/epochs/{tying}/seed{seed}.tsv")
+
+
+def lattice_row_files(wildcards):
+    """Every run's lattice rows table (each row's freeze step), in run_ids() order."""
+    return per_run(wildcards.experiment, "analysis/lattice/{tying}/seed{seed}.rows.tsv")
+
+
+def epoch_table_outputs():
+    return {
+        "table": "results/{experiment}/analysis/epochs/epochs.tsv",
+        "summary": "results/{experiment}/analysis/epochs/summary.tsv",
+        "report": report(
+            "results/{experiment}/report/epochs.html",
+            caption="../workflow/report/epochs.rst",
+            category="Tables",
+            subcategory="{experiment}",
+            labels={"experiment": "{experiment}", "table": "epochs of the dead cloud"},
+        ),
+    }
+
+
+def tied_seeds(wildcards):
+    return runs_of(wildcards.experiment)["tied"]
+
+
+def tied_runs(wildcards):
+    return [f"results/{wildcards.experiment}/runs/tied/seed{seed}.safetensors" for seed in tied_seeds(wildcards)]
+
+
+def distance_seed(runs):
+    """The paired seed whose dead rows the heatmap shows: the reference seed when it is paired, else the first."""
+    paired = flannel.figures.paired_seeds(runs)
+    return runs["reference_seed"] if runs["reference_seed"] in paired else paired[0] if paired else None
+
+
+def cloud_inputs(experiment):
+    """The figures' inputs from rules/cloud.smk: the epoch series and table, the tied-vs-untied distances (with
+    the shown seed's rows and its tied lattice rows, to sort them by freeze step) and the sweep's distances."""
+    runs, analysis = runs_of(experiment), f"results/{experiment}/analysis"
+    paired, shown = flannel.figures.paired_seeds(runs), [] if distance_seed(runs) is None else [distance_seed(runs)]
+    return {
+        "epochs_tied": [f"{analysis}/epochs/tied/seed{seed}.tsv" for seed in runs["tied"]],
+        "epochs_untied": [f"{analysis}/epochs/untied/seed{seed}.tsv" for seed in runs["untied"]],
+        "epochs_table": [f"{analysis}/epochs/epochs.tsv"],
+        "distances": [f"{analysis}/distances/seed{seed}.tsv" for seed in paired],
+        "distance_rows": [f"{analysis}/distances/seed{seed}.rows.safetensors" for seed in shown],
+        "distance_lattice": [f"{analysis}/lattice/tied/seed{seed}.rows.tsv" for seed in shown],
+        "sweep_distance": [f"{analysis}/distances/sweep.tsv"] if len(runs["tied"]) >= 2 else [],
+    }
+
+
+def cloud_targets(experiment):
+    """The tables of rules/cloud.smk in the default target (the figures ask for the rest)."""
+    inputs = cloud_inputs(experiment)
+    return [
+        f"results/{experiment}/analysis/epochs/summary.tsv",
+        f"results/{experiment}/report/epochs.html",
+        *inputs["epochs_table"],
+        *inputs["distances"],
+        *inputs["sweep_distance"],
+    ]
+
+
 def experiment_targets(experiment):
     results = f"results/{experiment}"
     return (
@@ -264,6 +335,7 @@ def experiment_targets(experiment):
         + [f"{results}/sanity/{name}" for name in ("report.json", "report.md", "manifest.tsv", "verdict.txt")]
         + [f"{results}/figures/{name}.png" for name in flannel.figures.FIGURES]
         + [f"{results}/report/{name}.html" for name in ("run_summary", "first_step")]
+        + cloud_targets(experiment)
     )
 
 

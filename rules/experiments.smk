@@ -6,6 +6,7 @@ rule experiments_summary:
     input:
         runs=summary_inputs(),
     output:
+        **across_experiment_figure_outputs(),
         tsv="results/experiments/summary.tsv",
         html=report(
             "results/experiments/summary.html",
@@ -13,7 +14,6 @@ rule experiments_summary:
             category="Across experiments",
             labels={"table": "one row per run of every experiment"},
         ),
-        **across_experiment_figure_outputs(),
     log:
         "logs/experiments/experiments_summary.log",
     benchmark:

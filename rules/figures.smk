@@ -76,7 +76,7 @@ rule lattice:
     conda:
         "../envs/flannel.yaml"
     params:
-        settings=canonical(config["analysis"]),
+        settings=analysis_settings("early_l2", "mid_linf"),
         code=code_digest("lattice.py"),
     script:
         "../workflow/scripts/lattice.py"

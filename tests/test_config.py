@@ -14,7 +14,7 @@ def test_defaults_fill_every_section():
                            "analysis"}
     assert config["training"]["objective"] == "next_token"
     assert config["recording"]["record_every"] == 1
-    assert config["analysis"] == {"early_l2": None, "mid_linf": 1.0}
+    assert config["analysis"] == {"early_l2": None, "mid_linf": 1.0, "speed_window": 5, "freeze_fraction": 0.9}
 
 
 def test_schema_defaults_are_the_embedded_default_config():

@@ -41,12 +41,11 @@ def test_a_host_with_no_config_plans_the_embedded_default(tmp_path):
 def test_a_host_runs_the_test_scale_with_outputs_under_the_prefix(tmp_path):
     host = host_workflow(tmp_path / "host", ROOT / "config" / "test.yaml")
     snakemake(host, "--cores", "2")
-    results = host / "flannel" / "results"
+    results = host / "flannel" / "results" / "main"
     assert (results / "sanity" / "verdict.txt").read_text() == "passed\n"
     assert json.loads((results / "sanity" / "report.json").read_text())["passed"] is True
     for run in ("tied/seed42", "tied/seed43", "untied/seed42"):
         assert (results / "runs" / f"{run}.safetensors").is_file(), run
-    drawn = figures.drawable({"tied": [42, 43], "untied": [42]}, ["embeddings", "grads", "momentum", "variance"])
-    assert sorted(path.stem for path in (results / "figures").glob("*.png")) == sorted(drawn)
+    assert sorted(path.stem for path in (results / "figures").glob("*.png")) == sorted(figures.FIGURES)
     assert not (host / "results").exists()  # nothing outside the prefix
     assert dry_run_jobs(host) == {}

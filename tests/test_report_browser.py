@@ -151,12 +151,14 @@ def test_every_figure_and_table_loads_in_the_report_viewer_without_errors(report
     out, stderr = probe(page)
     assert out["errors"] == [] and uncaught(stderr) == []
     seen = {Path(path).name: entry for path, entry in out["seen"].items()}
-    for name in figures.drawable({"tied": [42, 43], "untied": [42]}, ["embeddings", "grads", "momentum", "variance"]):
+    for name in [*figures.FIGURES, *figures.ACROSS_EXPERIMENTS]:
         entry = seen.pop(f"{name}.png")
         assert entry["width"] > 100 and entry["height"] > 100, (name, entry)
     assert seen.pop("token_stats.html") == {"kind": "table", "loaded": True, "rows": len(tables.TOKEN_STATS)}
     assert seen.pop("run_summary.html") == {"kind": "table", "loaded": True, "rows": 3}
     assert seen.pop("first_step.html") == {"kind": "table", "loaded": True, "rows": 3}  # tied W, untied W, untied E
+    assert seen.pop("epochs.html")["loaded"] is True
+    assert seen.pop("summary.html") == {"kind": "table", "loaded": True, "rows": 3}  # the runs of experiment main
     assert list(seen) == ["report.md"]  # the sanity report, shown as text
     shot = tmp_path / "figure.png"  # the report showing figure a, for a person to look at
     chromium(f"--screenshot={shot}", page.as_uri())

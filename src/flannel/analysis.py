@@ -37,7 +37,7 @@ from .errors import AnalysisError
 from .metrics import (adam_step, cloud, fraction_moved, indicator_aucs, mean_or_nan, mean_row_norm,
                       principal_axes, radial_counts, row_norms, rows64)
 from .recording import Recording
-from .rows import dead_rows, group_masks, scheduled_lr, sides
+from .rows import dead_rows, group_masks, require_matching, scheduled_lr, sides
 
 
 
@@ -119,19 +119,13 @@ def analyse_run(path: str | Path, expected_config: dict | None = None) -> pd.Dat
 # ---- across runs --------------------------------------------------------------------------------------------
 
 
-def _matching(tied: Recording, untied: Recording) -> None:
-    for name in ("recorded_steps", "recorded_rows", "dead_indices"):
-        if not torch.equal(tied.tensor(name), untied.tensor(name)):
-            raise AnalysisError(f"{untied.path}: {name} differ from those of {tied.path}; the runs cannot be paired")
-
-
 def decomposition(tied_path: str | Path, untied_path: str | Path, expected_config: dict | None = None) -> pd.DataFrame:
     """The linear decomposition test W1 = W2 + E2 on displacements from t=0: per step and row group,
     ||dW_tied - (dW_untied + dE_untied)||_F / ||dW_tied||_F, and the same residual for dW_untied alone and
     dE_untied alone (what the sum must beat to mean anything). NaN at step 0, where dW_tied = 0."""
     tied = Recording(tied_path).expect(tied=True, config=expected_config)
     untied = Recording(untied_path).expect(tied=False, config=expected_config)
-    _matching(tied, untied)
+    require_matching(tied, untied)
     dead = dead_rows(tied)
     first = {"tied": tied.record("embeddings", 0), "E": untied.record("embeddings_E", 0), "W": untied.record("embeddings_W", 0)}
     rows = []

@@ -16,7 +16,8 @@ class Figure:
     category: str  # the report's category
     shows: str  # the report's label
     function: str  # the flannel.plots function that draws it
-    needs: str = ""  # "untied": an untied run; "pair": a seed trained both tied and untied; "": nothing more
+    needs: str = ""  # "untied": an untied run; "pair": a seed trained both tied and untied; "sweep": two tied
+    # seeds or more; "": nothing more
     quantities: tuple[str, ...] = ("embeddings",)  # the recorded matrices it draws from
 
 
@@ -35,6 +36,11 @@ FIGURES = {
                                 quantities=("embeddings", "momentum", "variance")),
     "k_radial": Figure("Dead-cloud geometry", "radial motion of dead rows", "radial_motion"),
     "l_lattice": Figure("Freeze and optimisation", "lattice phases and freeze steps", "lattice_phases"),
+    "m_epochs": Figure("Dead-cloud geometry", "epochs: inhale, peak speed, freeze onset, last motion", "cloud_epochs"),
+    "n_tied_untied_distance": Figure("Run-to-run distances", "|W_tied,i - W_untied,i| per row and step", "tied_untied_distance",
+                                     needs="pair"),
+    "o_sweep_distance": Figure("Run-to-run distances", "pairwise distances between the sweep's runs", "sweep_distance",
+                               needs="sweep"),
 }
 
 # Drawn once from the summary across experiments (flannel.experiments), into results/experiments/figures/.
@@ -58,6 +64,8 @@ def missing(name: str, seeds: dict, quantities) -> str | None:
         return "this experiment trains no untied run"
     if figure.needs == "pair" and not seeds["paired"]:
         return "no seed of this experiment is trained both tied and untied"
+    if figure.needs == "sweep" and len(seeds["tied"]) < 2:
+        return "this experiment trains fewer than two tied seeds"
     absent = [quantity for quantity in figure.quantities if quantity not in quantities]
     if absent:
         return f"recording.quantities lacks {', '.join(absent)}"

@@ -364,6 +364,172 @@ def save(fig, output, dpi: int) -> None:
         plt.close(fig)
 
 
+# ---- epochs of the dead cloud and run-to-run distances ----------------------------------------------------------
+
+EPOCH_COLORS = {"centroid": "C4", "radius_centroid": "C0", "radius_origin": "C1"}
+EPOCH_NAMES = {"centroid": "dead centroid", "radius_centroid": "radius from the centroid",
+               "radius_origin": "radius from the origin"}
+
+
+def no_data(ax, message: str) -> None:
+    """An empty panel that says why it is empty."""
+    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, wrap=True)
+    ax.set(xticks=[], yticks=[])
+
+
+def mark_epoch(ax, epochs: pd.DataFrame, label: str, column: str, name: str, color, style=":") -> None:
+    """A vertical line at the median over the matrix's runs of one epoch, labelled with its range."""
+    values = epochs.loc[epochs["matrix"] == label, column].dropna()
+    if values.empty:
+        ax.plot([], [], color=color, linestyle=style, label=f"{name}: none")
+        return
+    span = f", range {values.min():g}-{values.max():g}" if values.min() != values.max() else ""
+    ax.axvline(values.median(), color=color, linestyle=style, linewidth=1.2, label=f"{name}: step {values.median():g}{span}")
+
+
+def step_axis(ax, last_step) -> None:
+    """Steps on a linear axis, or over a long run linear to 10 and logarithmic beyond, so that the early epochs
+    (the notebooks' inhale at step 2) and the late ones (freeze near step 400) both show."""
+    if last_step <= 100:
+        ax.set(xlabel=STEP)
+        return
+    ax.set_xscale("symlog", linthresh=10)
+    ax.set(xlabel=f"{STEP} (linear to 10, then log)", xlim=(0, last_step))
+
+
+def cloud_epochs(inputs: dict, settings: dict):
+    """m. Per matrix: the dead cloud's two radii with the inhale marked, the smoothed speeds of its centroid and
+    radii with their peaks, and the fraction of dead rows still moving with the freeze onset and last motion."""
+    from .epochs import RADII
+
+    entries = matrices(inputs, "epochs_")
+    found = [read_table(path, ("run", "matrix")) for path in inputs.get("epochs_table", [])]
+    epochs = found[0] if found else pd.DataFrame(columns=["matrix", "n_dead", "speed_window", "freeze_fraction"])
+    fig, axes = plt.subplots(len(entries), 3, figsize=(16, 4.2 * len(entries)), squeeze=False)
+    for row, (label, series, prefix) in enumerate(entries):
+        mine = epochs[epochs["matrix"] == label]
+        if mine.empty or (mine["n_dead"] == 0).all():
+            for ax in axes[row]:
+                no_data(ax, f"{label}: no dead rows, no epochs")
+            continue
+        window, fraction = mine["speed_window"].iloc[0], mine["freeze_fraction"].iloc[0]
+        radii, speeds, moving = axes[row]
+        for radius, style in zip(RADII, ("-", "--")):
+            band(radii, series, f"{prefix}_dead_{radius}_mean", label=EPOCH_NAMES[radius], color=EPOCH_COLORS[radius],
+                 linestyle=style)
+            mark_epoch(radii, epochs, label, f"inhale_{radius}", f"inhale ({EPOCH_NAMES[radius]})", EPOCH_COLORS[radius])
+        radii.set(title=f"{label}: dead-cloud radii", ylabel=f"mean dead-row distance, {NORM}")
+        for mover in ("centroid",) + RADII:
+            band(speeds, series, f"{prefix}_dead_{mover}_speed_smoothed", label=f"{EPOCH_NAMES[mover]}",
+                 color=EPOCH_COLORS[mover])
+            mark_epoch(speeds, epochs, label, f"peak_speed_{mover}", f"peak ({EPOCH_NAMES[mover]})", EPOCH_COLORS[mover])
+        columns = [f"{prefix}_dead_{mover}_speed_smoothed" for mover in ("centroid",) + RADII]
+        still = not any((table[columns] > 0).any().any() for table in series)
+        speeds.set(title=f"{label}: speeds, centred mean over {window:g} records", yscale="linear" if still else "log",
+                   ylabel="|change| per optimizer step (weight units)")
+        if still:
+            speeds.text(0.5, 0.5, "the dead rows never move: every speed is 0", ha="center", transform=speeds.transAxes)
+        band(moving, series, f"{prefix}_dead_still_moving", label="dead rows still moving", color=GROUP_COLORS["dead"])
+        moving.axhline(1 - fraction, color="k", linewidth=0.7, alpha=0.5)
+        mark_epoch(moving, epochs, label, "freeze_onset", f"freeze onset ({fraction:.0%} frozen)", "C0")
+        mark_epoch(moving, epochs, label, "last_motion", "last motion", "k", "--")
+        moving.set(title=f"{label}: dead rows not yet frozen for good", ylim=(-0.03, 1.03),
+                   ylabel="fraction of dead rows that move again")
+        for ax in axes[row]:
+            step_axis(ax, series[0]["step"].max())
+            ax.grid(alpha=0.3, which="both")
+            ax.legend(fontsize="x-small")
+    return finish(fig, f"m. Epochs of the dead cloud: inhale, peak speed, freeze onset, last motion ({seed_note(settings)})")
+
+
+def sorted_by_freeze(rows: dict, lattice_rows: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray]:
+    """The dead rows' distances [rows, steps] ordered by the tied W row's freeze step (never frozen: last),
+    and those freeze steps in the same order (NaN where unknown)."""
+    distances, tokens = rows["distances"].numpy(), rows["tokens"].numpy()
+    frozen = np.full(tokens.size, np.nan)
+    if lattice_rows is not None:
+        w = lattice_rows[lattice_rows["matrix"] == "W"].set_index("token")["frozen_from"]
+        frozen = w.reindex(tokens).to_numpy(dtype=float)
+    order = np.argsort(np.nan_to_num(frozen, nan=np.inf), kind="stable")
+    return distances[order], frozen[order]
+
+
+def shown_seed(settings: dict):
+    """The paired seed whose rows the heatmap shows (rules/common.smk's distance_seed): the reference if paired."""
+    paired = settings["seeds"]["paired"]
+    return settings["seeds"]["reference"] if settings["seeds"]["reference"] in paired else (paired or [None])[0]
+
+
+def tied_untied_distance(inputs: dict, settings: dict):
+    """n. |W_tied,i - W_untied,i| per dead row and step for one seed, rows sorted by their freeze step, and per
+    step the mean, median and max over dead and live rows for every paired seed."""
+    from matplotlib.colors import LogNorm
+
+    from .distances import read_rows
+
+    fig, (heat, lines) = plt.subplots(1, 2, figsize=(14, 5), gridspec_kw={"width_ratios": [1.2, 1]})
+    found = [read_table(path, ("step", "dead_mean", "live_mean")) for path in inputs.get("distances", [])]
+    rows = [read_rows(path) for path in inputs.get("distance_rows", [])]
+    lattice = [pd.read_csv(path, sep="\t") for path in inputs.get("distance_lattice", [])]
+    seed = shown_seed(settings)
+    if not rows or rows[0]["distances"].numel() == 0:
+        no_data(heat, "no seed trained both tied and untied" if not rows else "no dead rows")
+    else:
+        distances, frozen = sorted_by_freeze(rows[0], lattice[0] if lattice else None)
+        steps = rows[0]["steps"].numpy()
+        positive = distances[distances > 0]
+        norm = LogNorm(positive.min(), positive.max()) if positive.size else None
+        image = heat.imshow(np.where(distances > 0, distances, np.nan), aspect="auto", interpolation="nearest", norm=norm,
+                            extent=(steps[0] - 0.5, steps[-1] + 0.5, distances.shape[0], 0), cmap="viridis")
+        fig.colorbar(image, ax=heat, label="|W_tied,i - W_untied,i| (L2, weight units; 0 blank)")
+        never = "" if np.isfinite(frozen).any() else " (none freezes within the run)"
+        heat.plot(frozen, np.arange(frozen.size) + 0.5, color="w", linewidth=1, label=f"the tied row's freeze step{never}")
+        heat.set(xlabel=STEP, ylabel="dead rows, by their freeze step in the tied run",
+                 title=f"seed {seed}: each dead row's distance, tied vs untied W")
+        heat.legend(fontsize="small", loc="lower right")
+    if found:
+        for group in GROUPS:
+            for statistic, width in (("mean", 1.8), ("median", 1.0), ("max", 0.8)):
+                band(lines, found, f"{group}_{statistic}", label=f"{group} rows, {statistic}", color=GROUP_COLORS[group],
+                     linestyle={"mean": "-", "median": "--", "max": ":"}[statistic], linewidth=width)
+        values = np.concatenate([t.drop(columns="step").to_numpy(dtype=float).ravel() for t in found])
+        lines.set(xlabel=STEP, ylabel="|W_tied,i - W_untied,i| over the group's rows (L2)",
+                  title=f"per step, seeds {settings['seeds']['paired']}")
+        lines.set_yscale("symlog", linthresh=linear_below(values[np.isfinite(values)]))
+        lines.grid(alpha=0.3)
+        lines.legend(fontsize="small")
+    else:
+        no_data(lines, "no seed trained both tied and untied")
+    return finish(fig, "n. Tied vs untied W, row by row: the same seed's two runs apart")
+
+
+def sweep_distance(inputs: dict, settings: dict):
+    """o. Per step, the mean row distance between every pair of the sweep's runs, dead and live rows apart."""
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    found = [read_table(path, ("step", "seed_a", "seed_b", "dead_mean", "live_mean")) for path in inputs.get("sweep_distance", [])]
+    table = found[0] if found else pd.DataFrame()
+    if table.empty:
+        no_data(ax, "fewer than two tied seeds: no pairs to compare")
+        return finish(fig, "o. Distances between the sweep's runs")
+    pairs = [pair for _, pair in table.groupby(["seed_a", "seed_b"], sort=True)]
+    steps = pairs[0]["step"].to_numpy()
+    for group in GROUPS:
+        values = np.stack([pair[f"{group}_mean"].to_numpy(dtype=float) for pair in pairs])
+        if np.isnan(values).all():
+            continue
+        style = {"color": GROUP_COLORS[group], "linestyle": GROUP_STYLE[group]}
+        for line in values:
+            ax.plot(steps, line, linewidth=0.6, alpha=0.5, **style)
+        ax.plot(steps, np.median(values, axis=0), linewidth=2, **style,
+                label=f"{group} rows: mean row distance" + (f" (thin: each of {len(pairs)} pairs; thick: their median)"
+                                                             if len(pairs) > 1 else f" (seeds {pairs[0]['seed_a'].iloc[0]}, "
+                                                             f"{pairs[0]['seed_b'].iloc[0]})"))
+    ax.set(xlabel=STEP, ylabel="mean over rows of |W_a,i - W_b,i| (L2, weight units)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return finish(fig, f"o. Distances between the sweep's runs, pair by pair (tied seeds {settings['seeds']['tied']})")
+
+
 # ---- across experiments ---------------------------------------------------------------------------------------
 
 

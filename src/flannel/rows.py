@@ -44,3 +44,10 @@ def dead_rows(recording: Recording) -> torch.Tensor:
 
 def sides(recording: Recording) -> tuple[str, ...]:
     return ("W",) if recording.tied else ("E", "W")
+
+
+def require_matching(reference: Recording, other: Recording) -> None:
+    """Two runs compare row by row and step by step only with the same steps, rows and dead rows."""
+    for name in ("recorded_steps", "recorded_rows", "dead_indices"):
+        if not torch.equal(reference.tensor(name), other.tensor(name)):
+            raise AnalysisError(f"{other.path}: {name} differ from those of {reference.path}; the runs cannot be paired")
