@@ -242,6 +242,14 @@ def analysis_tables(wildcards):
     return per_run(wildcards.experiment, "analysis/{tying}/seed{seed}.tsv")
 
 
+def decomposition_tables(wildcards):
+    runs = runs_of(wildcards.experiment)
+    return [
+        f"results/{wildcards.experiment}/analysis/decomposition/seed{seed}.tsv"
+        for seed in flannel.figures.paired_seeds(runs)
+    ]
+
+
 def experiment_n_embd(wildcards):
     return EXPERIMENTS[wildcards.experiment]["model"]["n_embd"]
 
@@ -258,6 +266,7 @@ def report_table_outputs():
         for name, label in (
             ("run_summary", "one row per run"),
             ("first_step", "step 1 against lr x sqrt(D)"),
+            ("findings", "notebook 1.20b's next steps, answered"),
         )
     }
 
@@ -334,7 +343,7 @@ def experiment_targets(experiment):
         + per_run(experiment, "runs/{tying}/seed{seed}.moved.tsv")
         + [f"{results}/sanity/{name}" for name in ("report.json", "report.md", "manifest.tsv", "verdict.txt")]
         + [f"{results}/figures/{name}.png" for name in flannel.figures.FIGURES]
-        + [f"{results}/report/{name}.html" for name in ("run_summary", "first_step")]
+        + [f"{results}/report/{name}.html" for name in ("run_summary", "first_step", "findings")]
         + cloud_targets(experiment)
     )
 
@@ -345,6 +354,11 @@ def experiment_targets(experiment):
 def summary_inputs():
     """Every run's analysis table, experiment by experiment, in summary_runs() order."""
     return [f"results/{e}/analysis/{tying}/seed{seed}.tsv" for e, tying, seed in summary_runs()]
+
+
+def epoch_tables():
+    """Each experiment's epochs table (the freeze onsets), in EXPERIMENTS order."""
+    return [f"results/{experiment}/analysis/epochs/epochs.tsv" for experiment in EXPERIMENTS]
 
 
 def summary_runs():

@@ -5,6 +5,7 @@
 rule experiments_summary:
     input:
         runs=summary_inputs(),
+        epochs=epoch_tables(),
     output:
         **across_experiment_figure_outputs(),
         tsv="results/experiments/summary.tsv",

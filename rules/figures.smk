@@ -102,11 +102,12 @@ rule figures:
         "../workflow/scripts/draw_figures.py"
 
 
-# The report's tables of one experiment: a summary row per run (the analysis tables' first and last steps) and
-# the first step explained.
+# The report's tables of one experiment: a summary row per run (the analysis tables' first and last steps), the
+# first step explained, and the findings page.
 rule report_tables:
     input:
         runs=analysis_tables,
+        decomposition=decomposition_tables,
     output:
         **report_table_outputs(),
     log:

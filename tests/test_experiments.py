@@ -66,8 +66,12 @@ def test_the_summary_reads_first_and_last_records(tmp_path):
     columns = {"step": [0, 1, 2], "loss": [float("nan"), 3.0, 2.5]}
     columns.update({column: [1.0, 2.0, 4.0] for column, _ in experiments.LAST.values()})
     pd.DataFrame(columns).to_csv(tmp_path / "t.tsv", sep="\t", index=False)
-    table = experiments.summary_table([("a", "tied", 42)], [str(tmp_path / "t.tsv")], {"a": {"model": {}}})
+    epochs = {"seed": [42, 42, 43], "matrix": ["tied W", "untied W", "tied W"], "freeze_onset": [7, 9, 11]}
+    pd.DataFrame(epochs).to_csv(tmp_path / "epochs.tsv", sep="\t", index=False)
+    table = experiments.summary_table([("a", "tied", 42)], [str(tmp_path / "t.tsv")], {"a": str(tmp_path / "epochs.tsv")},
+                                      {"a": {"model": {}}})
     row = table.iloc[0]
+    assert row["W_dead_freeze_onset"] == 7
     assert (row["experiment"], row["seed"], row["steps"], row["final_loss"]) == ("a", 42, 2, 2.5)
     assert row["W_dead_radius_origin_t0"] == 1.0 and row["W_dead_radius_origin_last"] == 4.0
 

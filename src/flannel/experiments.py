@@ -7,6 +7,8 @@ differs between experiments, then `final_loss` and, for the dead rows of W (the 
   W_dead_radius_origin_t0, W_dead_radius_origin_last       mean distance from the origin (mean row norm)
   W_dead_centroid_norm_last                                norm of the dead centroid at the last step
   W_dead_fraction_moved_last                               fraction of dead rows that moved at the last step
+  W_dead_freeze_onset                                      first step after which analysis.freeze_fraction of the
+                                                           dead rows never move again (flannel.epochs; NaN: never)
 """
 
 from __future__ import annotations
@@ -42,19 +44,24 @@ def differing_values(experiments: dict[str, dict]) -> dict[str, dict]:
     return {name: {key: values[key] for key in differ} for name, values in flat.items()}
 
 
-def summary_row(experiment: str, tying: str, seed: int, table_path, differing: dict) -> dict:
+def summary_row(experiment: str, tying: str, seed: int, table_path, epochs: pd.DataFrame, differing: dict) -> dict:
     table = read_table(table_path, ("step", "loss", *sorted({column for column, _ in LAST.values()})))
     row = {"experiment": experiment, "tying": tying, "seed": seed, **differing,
            "steps": int(table["step"].iloc[-1]), "final_loss": float(table["loss"].iloc[-1])}
     row.update({name: float(table[column].iloc[record]) for name, (column, record) in LAST.items()})
+    onset = epochs.loc[(epochs["seed"] == seed) & (epochs["matrix"] == f"{tying} W"), "freeze_onset"]
+    row["W_dead_freeze_onset"] = float(onset.iloc[0]) if len(onset) else math.nan
     return row
 
 
-def summary_table(runs: list[tuple[str, str, int]], table_paths: list[str], experiments: dict[str, dict]) -> pd.DataFrame:
+def summary_table(runs: list[tuple[str, str, int]], table_paths: list[str], epoch_paths: dict[str, str],
+                  experiments: dict[str, dict]) -> pd.DataFrame:
     """`runs`: (experiment, tying, seed) of each analysis table, in the same order as `table_paths`;
-    `experiments`: each experiment's resolved training sections."""
+    `epoch_paths`: each experiment's epochs table (flannel.epochs); `experiments`: each experiment's resolved
+    training sections."""
     differing = differing_values(experiments)
-    rows = [summary_row(experiment, tying, seed, path, differing[experiment])
+    epochs = {name: read_table(path, ("seed", "matrix", "freeze_onset")) for name, path in epoch_paths.items()}
+    rows = [summary_row(experiment, tying, seed, path, epochs[experiment], differing[experiment])
             for (experiment, tying, seed), path in zip(runs, table_paths, strict=True)]
     return pd.DataFrame(rows)
 

@@ -132,3 +132,16 @@ def write_run_summary(runs: list[tuple[str, int]], table_paths: list[str], outpu
     """`runs`: (tying, seed) of each analysis table, in the same order as `table_paths`."""
     rows = [run_summary_row(tying, seed, path) for (tying, seed), path in zip(runs, table_paths, strict=True)]
     write_text(output, html_table("Runs", RUN_COLUMNS, rows))
+
+
+def write_findings(runs: list[tuple[str, int]], table_paths: list[str], decomposition_paths: list[str],
+                   output: str | Path) -> None:
+    """Notebook 1.20b's four next steps, answered with this experiment's numbers (flannel.findings)."""
+    from .findings import findings_rows
+
+    found = {"tied": [], "untied": []}
+    for (tying, _seed), path in zip(runs, table_paths, strict=True):
+        found[tying].append(read_table(path))
+    decompositions = [read_table(path) for path in decomposition_paths]
+    rows = findings_rows(found["tied"], found["untied"], decompositions)
+    write_text(output, html_table("Findings: notebook 1.20b's next steps, answered", ("question", "answer", "numbers"), rows))

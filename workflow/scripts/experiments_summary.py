@@ -9,7 +9,8 @@ from flannel.tables import html_table
 with script_logging(snakemake.log[0]) as log:
     settings = json.loads(snakemake.params.settings)
     paths = [str(path) for path in snakemake.input.runs]
-    summary = experiments.summary_table(snakemake.params.runs, paths, settings["experiments"])
+    epochs = dict(zip(settings["experiments"], snakemake.input.epochs, strict=True))
+    summary = experiments.summary_table(snakemake.params.runs, paths, epochs, settings["experiments"])
     write_table(summary, snakemake.output.tsv)
     write_text(snakemake.output.html, html_table("Every run of every experiment", tuple(summary.columns),
                                                  list(summary.itertuples(index=False))))
