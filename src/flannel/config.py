@@ -22,43 +22,38 @@ EXPERIMENT_SECTIONS = ("model", "training", "recording", "runs")
 def validate(config: dict, schema: str | Path = SCHEMA, command_line: dict | None = None) -> dict:
     """Fill defaults into `config` in place (as snakemake.utils.validate does), check it, return it.
     `command_line`: the values given with `snakemake --config`, whose nested leaves arrive as strings."""
-    from snakemake.exceptions import WorkflowError
-    from snakemake.utils import validate as snakemake_validate
-
     with open(schema, encoding="utf-8") as handle:
         spec = yaml.safe_load(handle)
     if command_line:
         read_command_line_values(config, command_line, spec)
     if isinstance(config.get("experiments"), dict):  # `name:` with nothing after it: no overrides
         config["experiments"] = {name: {} if value is None else value for name, value in config["experiments"].items()}
-    try:
-        snakemake_validate(config, str(schema), set_default=True)
-    except WorkflowError as error:
-        raise ConfigError(_one_line(error)) from None
-    _check_integers(config, spec)
-    _check_cross_keys(config)
+    _check_whole(config, schema, spec, set_default=True)
     for name in config["experiments"]:
         _validate_experiment(config, name, schema, spec)
     return config
 
 
-def _validate_experiment(config: dict, name: str, schema, spec: dict) -> None:
-    """An experiment's resolved config, checked as a whole config; errors name the experiment's key."""
+def _check_whole(config: dict, schema, spec: dict, set_default: bool) -> None:
+    """The schema (filling its defaults if asked), integers to the letter, and the rules across keys."""
     from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate as snakemake_validate
 
-    overrides = config["experiments"][name] or {}
-    if "vocab_size" in (overrides.get("model") or {}):
+    try:
+        snakemake_validate(config, str(schema), set_default=set_default)
+    except WorkflowError as error:
+        raise ConfigError(_one_line(error)) from None
+    _check_integers(config, spec)
+    _check_cross_keys(config)
+
+
+def _validate_experiment(config: dict, name: str, schema, spec: dict) -> None:
+    """An experiment's resolved config, checked as a whole config; errors name the experiment's key."""
+    if "vocab_size" in config["experiments"][name].get("model", {}):
         raise ConfigError(f"config key 'experiments.{name}.model.vocab_size': the data (tokenizer, token ids, "
                           "masks) are shared by every experiment; set model.vocab_size at the top level")
-    resolved = experiment_config(config, name)
     try:
-        try:
-            snakemake_validate(resolved, str(schema), set_default=False)
-        except WorkflowError as error:
-            raise ConfigError(_one_line(error)) from None
-        _check_integers(resolved, spec)
-        _check_cross_keys(resolved)
+        _check_whole(experiment_config(config, name), schema, spec, set_default=False)
     except ConfigError as error:
         raise ConfigError(str(error).replace("config key '", f"config key 'experiments.{name}.", 1)) from None
 
