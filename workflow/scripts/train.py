@@ -6,6 +6,9 @@ from flannel.numerics import pin_cpu_kernels
 
 with script_logging(snakemake.log[0]) as log:
     config = json.loads(snakemake.params.training)
+    # The progress-line interval reaches no byte, so it is read from the config itself, not from a param:
+    # Snakemake reruns a job whose params change, and a logging knob must not retrain.
+    config["training"]["log_every"] = snakemake.config["training"]["log_every"]
     pin_cpu_kernels(config["training"]["portable_numerics"])  # before torch loads
     from flannel import data
     from flannel.outputs import sha256_file
