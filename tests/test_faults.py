@@ -267,3 +267,19 @@ def test_a_killed_warm_up_is_cleared_by_the_next_replica(tiny_data, tmp_path):
     train_replica(tiny_config(training={"steps": 2}), Run("tied", 42), tiny_data["ids"], tiny_data["masks"], out,
                   warmup_seed=43)
     assert sorted(p.name for p in out.parent.iterdir()) == ["seed42.safetensors"]
+
+
+def test_a_recording_of_no_rows_is_refused_before_anything_is_written(tiny_data, tmp_path):
+    """rows: dead_and_sample with live_sample 0 records only the dead rows; with no dead token, none at all."""
+    import torch
+
+    from flannel.errors import ConfigError
+    from flannel.training import Run, train_run
+
+    vocab_size = tiny_data["config"]["model"]["vocab_size"]
+    every_token_live = {"dead_mask": torch.zeros(vocab_size, dtype=torch.bool), "live_mask": torch.ones(vocab_size, dtype=torch.bool),
+                        "dead_indices": torch.zeros(0, dtype=torch.int64), "live_indices": torch.arange(vocab_size)}
+    config = tiny_config(training={"steps": 2}, recording={"rows": "dead_and_sample", "live_sample": 0})
+    with pytest.raises(ConfigError, match=r"^config key 'recording.live_sample': 0 live rows and no dead token record no row"):
+        train_run(config, Run("tied", 42), tiny_data["ids"], every_token_live, tmp_path / "tied" / "seed42.safetensors")
+    assert list(tmp_path.rglob("*")) == []
