@@ -302,8 +302,8 @@ def gradients(inputs: dict, settings: dict):
         for label, found, prefix in entries:
             for group in GROUPS:
                 column = f"{prefix}_{group}_{metric}"
-                zero = all((table[column].fillna(0) == 0).all() for table in found) and not all(
-                    table[column].isna().all() for table in found)
+                values = pd.concat([table[column] for table in found])
+                zero = values.notna().any() and (values.fillna(0) == 0).all()  # all NaN: band says "not drawn"
                 band(ax, found, column, label=f"{label}, {group}" + (" (exactly 0: off the log axis)" if zero else ""),
                      color=COLORS[label], linestyle=GROUP_STYLE[group])
         ax.set(xlabel=STEP, ylabel=ylabel, yscale="log")
