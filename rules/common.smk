@@ -13,8 +13,11 @@ from pathlib import Path
 REPOSITORY = Path(workflow.current_basedir.get_path_or_uri(secret_free=True)).parent
 SRC = REPOSITORY / "src"
 sys.path.insert(0, str(SRC))
+# workflow/startup holds a sitecustomize that makes Ctrl-C one line while a job's script process starts up.
 os.environ.update(
-    PYTHONPATH=os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])),
+    PYTHONPATH=os.pathsep.join(
+        filter(None, [str(SRC), str(REPOSITORY / "workflow" / "startup"), os.environ.get("PYTHONPATH")])
+    ),
     # envs/flannel.yaml installs the package from here (conda reads a copy of it, elsewhere).
     FLANNEL_ROOT=str(REPOSITORY),
 )

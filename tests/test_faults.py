@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -269,3 +270,77 @@ def test_a_killed_warm_up_is_cleared_by_the_next_replica(tiny_data, tmp_path):
     train_replica(tiny_config(training={"steps": 2}), Run("tied", 42), tiny_data["ids"], tiny_data["masks"], out,
                   warmup_seed=43)
     assert sorted(p.name for p in out.parent.iterdir()) == ["seed42.safetensors"]
+
+
+def test_a_recording_of_no_rows_is_refused_before_anything_is_written(tiny_data, tmp_path):
+    """rows: dead_and_sample with live_sample 0 records only the dead rows; with no dead token, none at all."""
+    import torch
+
+    from flannel.errors import ConfigError
+    from flannel.training import Run, train_run
+
+    vocab_size = tiny_data["config"]["model"]["vocab_size"]
+    every_token_live = {"dead_mask": torch.zeros(vocab_size, dtype=torch.bool), "live_mask": torch.ones(vocab_size, dtype=torch.bool),
+                        "dead_indices": torch.zeros(0, dtype=torch.int64), "live_indices": torch.arange(vocab_size)}
+    config = tiny_config(training={"steps": 2}, recording={"rows": "dead_and_sample", "live_sample": 0})
+    with pytest.raises(ConfigError, match=r"^config key 'recording.live_sample': 0 live rows and no dead token record no row"):
+        train_run(config, Run("tied", 42), tiny_data["ids"], every_token_live, tmp_path / "tied" / "seed42.safetensors")
+    assert list(tmp_path.rglob("*")) == []
+
+
+def _interruptible(**kwargs) -> subprocess.Popen:
+    """A process in its own group whose Ctrl-C raises, as in a terminal (a test runner started in the background
+    may have inherited SIGINT ignored, and ignored signals stay ignored across exec)."""
+    return subprocess.Popen(start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+                            **kwargs)
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_training_is_one_line_per_job_and_the_rerun_gives_the_same_bytes(tmp_path):
+    workdir = copy_repo(tmp_path / "repo")
+    config = yaml.safe_load((workdir / "config" / "test.yaml").read_text())
+    config["training"].update(steps=1000, log_every=50)
+    (workdir / "config" / "slow.yaml").write_text(yaml.safe_dump(config))
+    targets = ["results/runs/tied/seed42.safetensors", "results/runs/untied/seed42.safetensors"]
+    args = [*targets, "--cores", "2", "--configfile", "config/slow.yaml"]  # targets first: --configfile is greedy
+    snakemake(workdir, "results/data/token_stats.json", "results/data/live_dead_tokens.safetensors", *args[2:])
+    logs = [workdir / "logs" / "train" / tying / "seed42.log" for tying in ("tied", "untied")]
+    with open(tmp_path / "terminal.txt", "w") as terminal:
+        job = _interruptible(args=["snakemake", *args], cwd=workdir, env={**os.environ, "PYTHONPATH": str(workdir / "src")},
+                             stdout=terminal, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 300
+        while not all(log.exists() and "step 100/1000" in log.read_text() for log in logs):
+            assert job.poll() is None and time.monotonic() < deadline, "training did not get going"
+            time.sleep(0.1)
+        # The jobs carry the start-up hook (test_ctrl_c_while_a_job_starts_up_is_one_line) on their path.
+        jobs = subprocess.run(["pgrep", "-g", str(job.pid), "-f", r"\.train\.py"], capture_output=True, text=True).stdout.split()
+        assert len(jobs) == 2 and all(str(workdir / "workflow" / "startup") in Path(f"/proc/{pid}/environ").read_text()
+                                      for pid in jobs)
+        os.killpg(job.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground group
+        assert job.wait(timeout=120) != 0
+    printed = (tmp_path / "terminal.txt").read_text()
+    assert "Traceback" not in printed and "KeyboardInterrupt" not in printed, printed[-3000:]
+    assert len(re.findall(r"ERROR interrupted$", printed, flags=re.MULTILINE)) == 2, printed[-3000:]
+    for log in logs:
+        assert log.read_text().splitlines()[-1].endswith("ERROR interrupted")
+    assert list((workdir / "results" / "runs").rglob("*.safetensors*")) == []  # no .partial, no output
+    snakemake(workdir, *args)
+    first = [(workdir / target).read_bytes() for target in targets]
+    snakemake(workdir, *args, "--forcerun", "train")
+    assert [(workdir / target).read_bytes() for target in targets] == first
+    assert list((workdir / "results" / "runs").rglob("*.partial")) == []
+
+
+def test_ctrl_c_while_a_job_starts_up_is_one_line(tmp_path):
+    """Before a script's own handling begins, Snakemake's preamble imports Snakemake for about a second; the
+    start-up hook the workflow puts on its jobs' PYTHONPATH ends the job there with one line, not a traceback
+    quoting the preamble (one line holding the whole serialised job)."""
+    script = tmp_path / ".snakemake" / "scripts" / "tmpjob.train.py"
+    script.parent.mkdir(parents=True)
+    script.write_text("import sys, time\nprint('ready', flush=True)\ntime.sleep(60)\n")  # a preamble still importing
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "workflow" / "startup")}
+    job = _interruptible(args=[sys.executable, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert job.stdout.readline() == "ready\n"
+    os.killpg(job.pid, signal.SIGINT)
+    _, stderr = job.communicate(timeout=30)
+    assert (job.returncode, stderr) == (130, "interrupted\n")

@@ -160,3 +160,41 @@ def test_same_tables_give_the_same_png_bytes(workflow_run, tmp_path):
 def test_unknown_figure_is_refused_naming_the_output(tmp_path):
     with pytest.raises(analysis.AnalysisError, match=r"z\.png: unknown figure 'z_nothing'"):
         figures.draw("z_nothing", {}, {"figures": {"dpi": 50}}, tmp_path / "z.png")
+
+
+def zero_dead_config(workdir: Path) -> str:
+    """config/test.yaml on a corpus in which every token occurs: a character-level vocabulary (no merges to
+    leave unused) trained on the demo model corpus, and that corpus plus a character the tokenizer never saw,
+    so [UNK] occurs too. (A tokenizer trained on the model corpus itself still leaves dead tokens: [UNK] and
+    capitals only ever merged into longer tokens.)"""
+    from flannel.corpus import demo_corpora
+
+    config = yaml.safe_load((workdir / "config" / "test.yaml").read_text())
+    text, _ = demo_corpora(0, config["data"]["demo_words"], 0)
+    (workdir / "tokenizer_corpus.txt").write_text(text, encoding="utf-8")
+    (workdir / "corpus.txt").write_text(text + " \u00a7\n", encoding="utf-8")
+    config["data"].update(corpus="corpus.txt", tokenizer_corpus="tokenizer_corpus.txt")
+    config["model"]["vocab_size"] = 50
+    (workdir / "config" / "zero_dead.yaml").write_text(yaml.safe_dump(config))
+    return "config/zero_dead.yaml"
+
+
+@pytest.mark.slow
+def test_no_dead_token_draws_what_it_can_and_says_what_it_skipped(tmp_path):
+    from helpers import copy_repo
+
+    from flannel.data import load_masks
+
+    workdir = copy_repo(tmp_path / "repo")
+    snakemake(workdir, "--cores", "2", "--configfile", zero_dead_config(workdir))
+    assert int(load_masks(workdir / "results" / "data" / "live_dead_tokens.safetensors")["dead_mask"].sum()) == 0
+    for name in FIGURE_NAMES:
+        assert (workdir / "results" / "figures" / f"{name}.png").read_bytes().startswith(PNG_SIGNATURE), name
+    log = (workdir / "logs" / "figures" / "figures.log").read_text()
+    assert "not drawn: tied W: no values (W_dead_centroid_norm)" in log
+    assert "not drawn: dead rows: none (n=0) (tied W displacements)" in log
+    assert "not drawn: live rows" not in log  # the live rows are all drawn
+    first_step = (workdir / "results" / "report" / "first_step.html").read_text()
+    assert "No dead token: every token of the vocabulary occurs in the training corpus" in first_step
+    table = analysis.read_table(workdir / "results" / "analysis" / "untied" / "seed42.tsv")
+    assert table.filter(like="_dead_").isna().all().all() and not table.filter(like="_live_").iloc[1:].isna().any().any()

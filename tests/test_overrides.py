@@ -71,3 +71,25 @@ def test_a_dpi_override_redraws_the_figures_only(workflow_run, tmp_path):
     assert jobs.get("figures") == 1 and not {"train", "replica", "analyse_run", "sanity_check"} & set(jobs), jobs
     test_config = yaml.safe_load((ROOT / "config" / "test.yaml").read_text())
     assert plan(copy, f"training={{steps: {test_config['training']['steps']}}}") == {}  # the same value: nothing to do
+
+
+@pytest.mark.slow
+def test_a_logging_knob_or_an_unused_key_retrains_nothing(workflow_run, tmp_path):
+    """training.log_every only spaces the progress lines and recording.live_sample is unused while rows is all:
+    neither reaches a run's bytes, so neither reruns a job; a key that does (rows) still retrains."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(workflow_run, copy, symlinks=True)
+    assert plan(copy, "training={log_every: 3}") == {}
+    assert plan(copy, "recording={live_sample: 7}") == {}
+    assert plan(copy, "recording={rows: dead_and_sample}")["train"] == 3
+
+
+def test_the_run_config_holds_only_what_reaches_the_bytes():
+    config = flannel_config.load(ROOT / "config" / "test.yaml")
+    recorded = flannel_config.run_config(config)
+    assert "log_every" not in recorded["training"] and "live_sample" not in recorded["recording"]
+    config["recording"]["rows"] = "dead_and_sample"
+    assert flannel_config.run_config(config)["recording"]["live_sample"] == config["recording"]["live_sample"]
+    assert "log_every" in config["training"]  # the config itself keeps it: the train script reads it there

@@ -11,6 +11,7 @@ prints that process's peak RSS. The files are deleted afterwards unless --keep.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import subprocess
@@ -44,42 +45,61 @@ print(json.dumps({"passed": report["passed"], "seconds": round(time.perf_counter
 """
 
 
-def write_run(path: Path, config: dict, seed: int, dead: torch.Tensor, keys=("embeddings", "grads")) -> None:
+def write_run(path: Path, config: dict, seed: int, dead: torch.Tensor, keys=("embeddings", "grads"), tied: bool = True) -> None:
+    """A finished recording of synthetic values with every record of `keys` ([T, V, D] bf16 matrices). Variance
+    keys get non-negative values and grad_norms is written, so an Adam replay runs its whole arithmetic."""
     T, V, D = config["training"]["steps"] + 1, config["model"]["vocab_size"], config["model"]["n_embd"]
     g = torch.Generator().manual_seed(seed)
     base = torch.randn(V, D, generator=g) * config["model"]["init_scale"]
     noise = torch.randn(16, V, D, generator=g) * 1e-3  # a small pool, so writing is I/O-bound, not randn-bound
     scalars = {"init_scale": torch.tensor(config["model"]["init_scale"]), "n_dead": torch.tensor(dead.numel()),
-               "tied_weights": torch.tensor(True), "dead_indices": dead, "recorded_rows": torch.arange(V),
-               "recorded_steps": torch.arange(T), "losses": torch.zeros(T)}
+               "tied_weights": torch.tensor(tied), "dead_indices": dead, "recorded_rows": torch.arange(V),
+               "recorded_steps": torch.arange(T), "losses": torch.zeros(T), "grad_norms": torch.ones(T)}
     specs = {k: (torch.bfloat16, (T, V, D)) for k in keys} | {k: (v.dtype, tuple(v.shape)) for k, v in scalars.items()}
-    metadata = {"format": FORMAT, "complete": "false", "tying": "tied", "seed": str(seed), "data_seed": str(seed),
-                "config": flannel_config.training_json(config),
+    metadata = {"format": FORMAT, "complete": "false", "tying": "tied" if tied else "untied", "seed": str(seed),
+                "data_seed": str(seed), "config": flannel_config.training_json(config),
                 "state_sha256_initial": f"{seed:064x}", "state_sha256_final": "0" * 64}
     writer = StreamingSafetensors(path, specs, metadata)
     for name, value in scalars.items():
         writer.write(name, value)
     for t in range(T):
         for k in keys:
-            writer.write(k, base + noise[t % 16] * (t > 0), t)
+            value = base + noise[t % 16] * (t > 0)
+            writer.write(k, value.abs() if k.startswith("variance") else value, t)
     writer.finish({"complete": "true", "state_sha256_final": f"{seed + 1:064x}"})
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def scale_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """--dir, --records, --vocab, --dim and --keep (shared with tools/measure_analysis_memory.py)."""
     parser.add_argument("--dir", default=tempfile.gettempdir())
     parser.add_argument("--records", type=int, default=1001)
     parser.add_argument("--vocab", type=int, default=10000)
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--keep", action="store_true")
-    args = parser.parse_args()
+    return parser
+
+
+@contextlib.contextmanager
+def scratch_folder(prefix: str, directory: str, keep: bool):
+    """A new folder for the synthetic recordings, deleted afterwards (they are GBs) unless `keep`."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=directory))
+    try:
+        yield folder
+    finally:
+        if keep:
+            print(f"kept {folder}")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def main() -> None:
+    args = scale_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0])).parse_args()
 
     config = flannel_config.defaults()
     config["training"]["steps"] = args.records - 1
     config["model"].update(vocab_size=args.vocab, n_embd=args.dim)
     config["runs"].update(tied=[42, 43], untied=[], reference_seed=42)
-    folder = Path(tempfile.mkdtemp(prefix="flannel-memory-", dir=args.dir))
-    try:
+    with scratch_folder("flannel-memory-", args.dir, args.keep) as folder:
         dead = torch.sort(torch.randperm(args.vocab, generator=torch.Generator().manual_seed(0))[: int(0.37 * args.vocab)]).values
         mask = torch.zeros(args.vocab, dtype=torch.bool)
         mask[dead] = True
@@ -104,11 +124,6 @@ def main() -> None:
         measured = json.loads(result.stdout.strip().splitlines()[-1])
         print(f"check over {total / 2**30:.2f} GiB: peak RSS {measured['peak_rss_mib']} MiB, "
               f"{measured['seconds']} s, report passed: {measured['passed']}")
-    finally:
-        if args.keep:
-            print(f"kept {folder}")
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ matrix M (tied: W; untied: E and W) and group G (dead, live), `M_G_<metric>`:
   grad_norm                                   mean over rows of the row's gradient L2 norm (before clipping)
   adam_step                                   mean over the group's *elements* of lr |m_hat| / (sqrt(v_hat) + eps)
 per matrix `M_auc_norm`, `M_auc_cosine` (the under-trained-token indicators' ROC AUC), and untied
-`E_minus_W_G_fro` (||E - W||_F over the group's rows). Step-to-step columns are NaN at record 0.
+`E_minus_W_G_fro` (||E - W||_F over the group's rows). Step-to-step columns are NaN at record 0, and every
+column of a group with no rows (no dead token) is NaN.
 """
 
 from __future__ import annotations
@@ -96,7 +97,8 @@ def record_row(recording: Recording, index: int, step: int, first: dict, previou
     if not recording.tied:
         difference = current["E"].double() - current["W"].double()
         for group, mask in group_masks(dead):
-            row[f"E_minus_W_{group}_fro"] = torch.linalg.matrix_norm(difference[mask]).item()
+            # NaN for an empty group, as every other column: a norm over no rows is no measurement.
+            row[f"E_minus_W_{group}_fro"] = torch.linalg.matrix_norm(difference[mask]).item() if mask.any() else math.nan
     return row, current
 
 

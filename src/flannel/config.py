@@ -202,10 +202,21 @@ def file_not_found(key: str, path: str) -> ConfigError:
     return ConfigError(f"config key '{key}': file not found: {path}")
 
 
+def run_config(config: dict) -> dict:
+    """The training sections as far as they decide a run's bytes: what its header records and what readers
+    compare. Left out: training.log_every (progress lines only) and recording.live_sample while recording.rows
+    is all (unused), so changing either reruns no training. Sections `config` lacks stay absent."""
+    sections = {section: dict(config[section]) for section in TRAINING_SECTIONS if section in config}
+    sections.get("training", {}).pop("log_every", None)
+    if sections.get("recording", {}).get("rows", "all") == "all":
+        sections.get("recording", {}).pop("live_sample", None)
+    return sections
+
+
 def training_json(config: dict) -> str:
-    """The training sections as canonical JSON: what a run's header records, and the rules' param that reruns
-    training when a value changes (Snakemake compares params as text, so key order alone must not count)."""
-    return json.dumps({section: config[section] for section in TRAINING_SECTIONS}, sort_keys=True)
+    """run_config as canonical JSON: what a run's header records, and the rules' param that reruns training
+    when a value changes (Snakemake compares params as text, so key order alone must not count)."""
+    return json.dumps(run_config(config), sort_keys=True)
 
 
 def data_seed(config: dict, seed: int) -> int:

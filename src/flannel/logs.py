@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import sys
 
 from .errors import FlannelError
@@ -20,6 +21,10 @@ def script_logging(log_path: str | None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", handlers=handlers, force=True)
     logging.getLogger("transformers").setLevel(logging.ERROR)
     log = logging.getLogger("flannel")
+    # From here Ctrl-C raises KeyboardInterrupt, so the job's cleanup runs (no .partial file is left) and it
+    # ends with one line; workflow/startup/sitecustomize.py ended the process at once until now.
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield log
     except (FlannelError, OSError) as error:

@@ -8,6 +8,8 @@ Seed bands: the line is the median over the seeds, the shaded band their min-max
 
 from __future__ import annotations
 
+import logging
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -26,6 +28,7 @@ GROUP_STYLE = {"dead": "-", "live": "--"}
 GROUP_COLORS = {"dead": "C3", "live": "0.45"}
 STEP = "optimizer step"
 NORM = "L2 norm (weight units)"
+log = logging.getLogger("flannel.plots")
 
 
 # ---- reading and plotting helpers ------------------------------------------------------------------------------
@@ -49,14 +52,30 @@ def matrices(inputs: dict, kind: str = "") -> list[tuple[str, list[pd.DataFrame]
     return [(label, found, prefix) for label, found, prefix in entries if found]
 
 
-def band(ax, found: list[pd.DataFrame], column: str, *, label: str, color, linestyle="-", linewidth=1.6) -> None:
-    """Median line and min-max band over the seeds' tables."""
+def band(ax, found: list[pd.DataFrame], column: str, *, label: str, color, linestyle="-", linewidth=1.6) -> bool:
+    """Median line and min-max band over the seeds' tables. A column with no value in any table (the dead rows'
+    when no token is dead) is not drawn; its legend entry and the log say so. Returns whether it was drawn."""
     steps = found[0]["step"].to_numpy()
     values = np.stack([table[column].to_numpy(dtype=float) for table in found])
+    if np.isnan(values).all():
+        not_drawn(ax, f"{label}: no values", column, color=color, linestyle=linestyle)
+        return False
     seeds = f" (median, {len(found)} seeds)" if len(found) > 1 else ""
     ax.plot(steps, np.median(values, axis=0), color=color, linestyle=linestyle, linewidth=linewidth, label=label + seeds)
     if len(found) > 1:
         ax.fill_between(steps, values.min(axis=0), values.max(axis=0), color=color, alpha=0.18, linewidth=0)
+    return True
+
+
+def not_drawn(ax, what: str, source: str, **style) -> None:
+    """A legend entry (an empty line) and a log line for a series the inputs cannot draw."""
+    ax.plot([], [], label=f"{what}, not drawn", **style)
+    log.info("not drawn: %s (%s)", what, source)
+
+
+def nothing_drawn(ax, why: str) -> None:
+    """Say on an empty panel why it is empty."""
+    ax.text(0.5, 0.5, f"nothing to draw:\n{why}", transform=ax.transAxes, ha="center", va="center", color="0.35")
 
 
 def group_bands(ax, found: list[pd.DataFrame], column: str) -> None:
@@ -93,9 +112,12 @@ def dead_cloud(inputs: dict, settings: dict):
               (axes[3], "sd_per_dim", "per-dimension standard deviation\nsqrt(mean_d var_d)", "linear"))
     entries = matrices(inputs)
     for ax, metric, ylabel, scale in panels:
-        for label, found, prefix in entries:
-            band(ax, found, f"{prefix}_dead_{metric}", label=label, color=COLORS[label])
-        ax.set(xlabel=STEP, ylabel=ylabel, yscale=scale)
+        ax.set(xlabel=STEP, ylabel=ylabel)
+        drawn = [band(ax, found, f"{prefix}_dead_{metric}", label=label, color=COLORS[label]) for label, found, prefix in entries]
+        if any(drawn):
+            ax.set_yscale(scale)  # a log axis needs a positive value to scale
+        else:
+            nothing_drawn(ax, "no dead rows in these runs")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize="small")
     return finish(fig, f"a. Dead-token cloud: both radii, centroid, spread ({seed_note(settings)})")
@@ -110,11 +132,13 @@ def radial_motion(inputs: dict, settings: dict):
     for column, (label, found, prefix) in enumerate(entries):
         for row, centre in enumerate(("origin", "centroid")):
             ax = axes[row][column]
-            for kind, color, style in styles:
-                band(ax, found, f"{prefix}_dead_{centre}_{kind}", label=kind.replace("_", " "), color=color, linestyle=style)
             about = "the origin" if centre == "origin" else "the dead centroid"
             ax.set(title=f"{label}: dead rows, about {about}", ylim=(-0.03, 1.03),
                    ylabel=f"fraction of dead rows\n(radial motion about {about})", xlabel=STEP if row else "")
+            drawn = [band(ax, found, f"{prefix}_dead_{centre}_{kind}", label=kind.replace("_", " "), color=color,
+                          linestyle=style) for kind, color, style in styles]
+            if not any(drawn):
+                nothing_drawn(ax, "no dead rows in these runs")
             ax.grid(alpha=0.3)
             ax.legend(fontsize="small")
     return finish(fig, f"k. Radial motion of the dead rows, step by step ({seed_note(settings)})")
@@ -180,10 +204,12 @@ def displacements(inputs: dict, settings: dict):
     fig, axes = plt.subplots(1, len(views), figsize=(4.6 * len(views), 4.2), sharex=True, sharey=True, squeeze=False)
     for ax, (label, moved, dead) in zip(axes[0], views):
         for group, mask in (("dead", dead), ("live", ~dead)):
+            style = {"color": GROUP_COLORS[group], "linestyle": GROUP_STYLE[group]}
             if mask.any():
                 frozen = int((moved[mask] == 0).sum())
-                ecdf(ax, moved[mask], color=GROUP_COLORS[group], linestyle=GROUP_STYLE[group],
-                     label=f"{group} rows (n={int(mask.sum())}, {frozen} exactly 0)")
+                ecdf(ax, moved[mask], label=f"{group} rows (n={int(mask.sum())}, {frozen} exactly 0)", **style)
+            else:
+                not_drawn(ax, f"{group} rows: none (n=0)", f"{label} displacements", **style)
         ax.set(title=label, xlabel=f"displacement from t=0 at last step, {NORM}",
                ylabel="fraction of rows with displacement <= x")
         ax.grid(alpha=0.3)
@@ -225,8 +251,11 @@ def pca(inputs: dict, settings: dict):
     fig, axes = plt.subplots(len(views), n_steps, figsize=(3.3 * n_steps, 3.3 * len(views)), squeeze=False)
     for row, ((label, _, _), (coordinates, dead, explained)) in enumerate(zip(views, projections)):
         for ax, (step, xy) in zip(axes[row], coordinates.items()):
-            ax.scatter(*xy[~dead].T, s=3, color=GROUP_COLORS["live"], alpha=0.5, label="live rows", linewidths=0)
-            ax.scatter(*xy[dead].T, s=3, color=GROUP_COLORS["dead"], alpha=0.7, label="dead rows", linewidths=0)
+            for group, mask, alpha in (("live", ~dead, 0.5), ("dead", dead, 0.7)):
+                if mask.any():
+                    ax.scatter(*xy[mask].T, s=3, color=GROUP_COLORS[group], alpha=alpha, label=f"{group} rows", linewidths=0)
+                else:
+                    not_drawn(ax, f"{group} rows: none (n=0)", f"{label} PCA, step {step}", color=GROUP_COLORS[group])
             ax.set(title=f"{label}, step {step}", xlabel=f"PC1 ({explained[0]:.0%} of var.), weight units",
                    ylabel=f"PC2 ({explained[1]:.0%}), weight units")
             ax.set_aspect("equal", adjustable="box")
@@ -273,7 +302,8 @@ def gradients(inputs: dict, settings: dict):
         for label, found, prefix in entries:
             for group in GROUPS:
                 column = f"{prefix}_{group}_{metric}"
-                zero = all((table[column].fillna(0) == 0).all() for table in found)
+                values = pd.concat([table[column] for table in found])
+                zero = values.notna().any() and (values.fillna(0) == 0).all()  # all NaN: band says "not drawn"
                 band(ax, found, column, label=f"{label}, {group}" + (" (exactly 0: off the log axis)" if zero else ""),
                      color=COLORS[label], linestyle=GROUP_STYLE[group])
         ax.set(xlabel=STEP, ylabel=ylabel, yscale="log")
@@ -301,8 +331,6 @@ def adam_accounting(inputs: dict, settings: dict):
         for label, found, prefix in entries:
             for group in GROUPS:
                 column = f"{prefix}_{group}_{metric}"
-                if all(table[column].isna().all() for table in found):
-                    continue
                 band(ax, found, column, label=f"{label}, {group} rows", color=COLORS[label], linestyle=GROUP_STYLE[group])
         ax.set(xlabel=STEP, ylabel=ylabel, ylim=(-0.03, 1.03), title=title)
     for ax in axes:
@@ -337,9 +365,12 @@ def lattice_phases(inputs: dict, settings: dict):
             for group, mask in (("dead", rows["dead"].astype(bool)), ("live", ~rows["dead"].astype(bool))):
                 frozen = rows.loc[mask, "frozen_from"].dropna()
                 never = int(mask.sum()) - frozen.size
+                style = {"color": GROUP_COLORS[group], "linestyle": GROUP_STYLE[group]}
                 if mask.any():
-                    ax.hist(frozen, bins=bins, histtype="step", color=GROUP_COLORS[group], linestyle=GROUP_STYLE[group],
-                            label=f"{group} rows (n={int(mask.sum())}; {never} still moving at the end)")
+                    ax.hist(frozen, bins=bins, histtype="step", label=f"{group} rows (n={int(mask.sum())}; {never} still moving at the end)",
+                            **style)
+                else:
+                    not_drawn(ax, f"{group} rows: none (n=0)", f"{label} freeze steps", **style)
         ax.set(title=f"{label}: freeze step per row (seed {settings['seeds']['reference']})", xlabel="step the row froze at (after its last move)",
                ylabel="number of rows")
         ax.grid(alpha=0.3)

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
-from .config import TRAINING_SECTIONS
+from .config import TRAINING_SECTIONS, run_config
 from .errors import RecordingError
 
 FORMAT = "flannel-recording/1"
@@ -317,7 +317,8 @@ class Recording:
         if tied is not None and self.tied != tied:
             raise RecordingError(f"{self.path}: {_article(self.tied)} recording where {_article(tied)} one is expected")
         if config is not None:
-            recorded = self.config
+            # Both sides as far as they reach the bytes: a logging knob in either does not count.
+            recorded, config = run_config(self.config), run_config(config)
             for section in sections:
                 if recorded.get(section) != config.get(section):
                     changed = sorted(k for k in set(recorded.get(section, {})) | set(config.get(section, {}))

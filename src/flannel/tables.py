@@ -103,6 +103,8 @@ def first_step_rows(runs: list[tuple[str, int]], table_paths: list[str], n_embd:
 def first_step_answer(rows: list[tuple]) -> str:
     """Notebook 1.20b's question, answered from the rows: does the step 0 -> 1 expansion of the dead cloud
     come from W (the unembedding), from E (the embedding), or from tying them?"""
+    if rows and all(math.isnan(row[1]) for row in rows):
+        return "No dead token: every token of the vocabulary occurs in the training corpus, so there is no dead cloud."
     growth = {row[0].split(" (")[0]: row[4] for row in rows}
     moved = [name for name, change in growth.items() if change > 0]
     numbers = ", ".join(f"{name} {change:+.3g}" for name, change in growth.items())

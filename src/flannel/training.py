@@ -131,7 +131,11 @@ def recorded_rows(config: dict, dead_mask: torch.Tensor, seed: int) -> torch.Ten
         return torch.arange(vocab_size)
     live = torch.nonzero(~dead_mask).flatten()
     pick = torch.randperm(live.numel(), generator=torch.Generator().manual_seed(seed))[: recording["live_sample"]]
-    return torch.sort(torch.cat([torch.nonzero(dead_mask).flatten(), live[pick]])).values
+    rows = torch.sort(torch.cat([torch.nonzero(dead_mask).flatten(), live[pick]])).values
+    if not rows.numel():  # called before the recorder opens its file, so nothing is left behind
+        raise ConfigError(f"config key 'recording.live_sample': {recording['live_sample']} live rows and no dead token "
+                          "record no row (raise it, or set recording.rows: all)")
+    return rows
 
 
 def versions() -> dict[str, str]:

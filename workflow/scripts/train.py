@@ -1,11 +1,16 @@
 # One training run (rule train): the streamed recording and the table of what moved.
 import json
 
+from flannel.config import experiment_config
 from flannel.logs import script_logging
 from flannel.numerics import pin_cpu_kernels
 
 with script_logging(snakemake.log[0]) as log:
     config = json.loads(snakemake.params.training)
+    # The progress-line interval reaches no byte, so it is read from the config itself, not from a param:
+    # Snakemake reruns a job whose params change, and a logging knob must not retrain.
+    experiment = experiment_config(snakemake.config, snakemake.wildcards.experiment)
+    config["training"]["log_every"] = experiment["training"]["log_every"]
     pin_cpu_kernels(config["training"]["portable_numerics"])  # before torch loads
     from flannel import data
     from flannel.outputs import sha256_file
