@@ -65,7 +65,7 @@ def build(tmp_path, *, tied_seeds=(1, 2), untied_seeds=(1,), dead=(0, 1, 2)) -> 
 def settings(tied=(1, 2), untied=(1,)):
     paired = [s for s in tied if s in untied]
     return {"seeds": {"tied": list(tied), "untied": list(untied), "paired": paired, "reference": tied[0]},
-            "figures": {"dpi": 40, "pca_steps": [0]}}
+            "quantities": ["embeddings"], "figures": {"dpi": 40, "pca_steps": [0]}}
 
 
 @pytest.mark.parametrize("dead", [(0, 1, 2), ()], ids=["dead rows", "no dead rows"])

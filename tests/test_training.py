@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from helpers import ROOT, python_env, tiny_config, train_tiny
 from flannel.model import build_model, parameter_counts
 from flannel.recording import Recording, RecordingError
-from flannel.config import data_seed
+from flannel.config import data_seed, run_config
 from flannel.training import TrainingError, window_batches
 
 NOTEBOOK_MODEL = {"vocab_size": 10000, "n_positions": 128, "n_embd": 64, "n_layer": 2, "n_head": 2, "init_scale": 0.02,
@@ -93,7 +93,7 @@ def test_header_metadata_has_config_versions_and_digests_but_no_timestamps(tiny_
     with safe_open(str(tiny_runs[("tied", 42)]), "pt") as handle:
         metadata = handle.metadata()
     assert metadata["complete"] == "true" and metadata["tying"] == "tied" and metadata["seed"] == "42"
-    assert json.loads(metadata["config"])["training"] == tiny_data["config"]["training"]
+    assert json.loads(metadata["config"])["training"] == run_config(tiny_data["config"])["training"]
     assert set(json.loads(metadata["versions"])) >= {"torch", "transformers", "safetensors", "flannel"}
     assert len(metadata["state_sha256_initial"]) == 64 and len(metadata["state_sha256_final"]) == 64
     assert metadata["state_sha256_initial"] != metadata["state_sha256_final"]

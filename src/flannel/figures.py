@@ -81,6 +81,6 @@ def draw(name: str, inputs: dict, settings: dict, output: str | Path) -> str | N
     from . import plots  # matplotlib and torch load only where a figure is drawn
 
     reason = missing(name, settings["seeds"], settings["quantities"])
-    fig = plots.not_drawn(name, reason) if reason else getattr(plots, FIGURES[name].function)(inputs, settings)
+    fig = plots.card(name, reason) if reason else getattr(plots, FIGURES[name].function)(inputs, settings)
     plots.save(fig, output, settings["figures"]["dpi"])
     return reason

@@ -378,7 +378,7 @@ def lattice_phases(inputs: dict, settings: dict):
     return finish(fig, f"l. Lattice phases (early, mid-life, late, frozen) and freeze steps ({seed_note(settings)})")
 
 
-def not_drawn(name: str, reason: str):
+def card(name: str, reason: str):
     """The card that stands for a figure an experiment cannot draw."""
     fig, ax = plt.subplots(figsize=(6, 1.6))
     ax.axis("off")
