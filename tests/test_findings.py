@@ -44,3 +44,9 @@ def test_without_untied_runs_each_row_says_so():
 def test_the_decomposition_must_beat_each_part(residual, verdict):
     table = DECOMPOSITION.assign(dead_residual_sum=[float("nan"), 0.1, residual])
     assert findings_rows([TIED], [UNTIED], [table])[1][1].startswith(verdict)
+
+
+def test_a_still_e_makes_the_sum_w_alone():
+    table = DECOMPOSITION.assign(dead_residual_sum=[float("nan"), 0.2, 0.15], dead_residual_W=[float("nan"), 0.2, 0.15])
+    answer = findings_rows([TIED], [UNTIED], [table])[1][1]
+    assert answer.startswith("For dead rows the sum is W2 alone (E2's dead rows never move): it leaves 15.0%")

@@ -53,9 +53,13 @@ def decomposition(decompositions: list[pd.DataFrame]) -> tuple[str, str]:
     if not decompositions:
         return "no seed trained both tied and untied", ""
     total, w, e = (_median(decompositions, _last(f"dead_residual_{part}")) for part in ("sum", "W", "E"))
-    holds = total < min(w, e)
-    answer = (f"{'Roughly' if holds else 'No'}: dW_untied + dE_untied leaves {total:.1%} of the tied dead rows' "
-              f"displacement unexplained{', better than either part alone' if holds else ', no better than a part alone'}.")
+    if total == w and e == 1:  # dE = 0: the dead rows of E never moved, so the sum is W2 alone
+        answer = (f"For dead rows the sum is W2 alone (E2's dead rows never move): it leaves {total:.1%} of the "
+                  "tied dead rows' displacement unexplained.")
+    else:
+        holds = total < min(w, e)
+        answer = (f"{'Roughly' if holds else 'No'}: dW_untied + dE_untied leaves {total:.1%} of the tied dead rows' "
+                  f"displacement unexplained, {'better' if holds else 'no better'} than either part alone.")
     return answer, f"relative residual at the last step: sum {total:.4g}, W alone {w:.4g}, E alone {e:.4g}"
 
 
