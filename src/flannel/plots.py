@@ -588,7 +588,7 @@ def experiments_final_state(summary: pd.DataFrame, settings: dict):
     keys = swept_keys(summary) or ["experiment"]
     columns = min(len(keys), 3)
     rows = -(-len(keys) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(rows, columns, figsize=(max(4.2 * columns, 7.0), 3.4 * rows), squeeze=False, sharey=True)
     for ax, key in zip(axes.flat, keys):
         values = summary[key].tolist()
         categories = list(dict.fromkeys(map(str, values)))
