@@ -370,7 +370,7 @@ def summary_runs():
 
 def summary_settings():
     """Each experiment's training sections (the summary names the values that differ between them)."""
-    resolved = {name: {s: e[s] for s in flannel.config.TRAINING_SECTIONS} for name, e in EXPERIMENTS.items()}
+    resolved = {name: flannel.config.run_config(experiment) for name, experiment in EXPERIMENTS.items()}
     return canonical({"experiments": resolved, "figures": config["figures"]})
 
 

@@ -142,5 +142,6 @@ def test_changing_one_experiments_learning_rate_reruns_that_experiment_only(swee
     per_experiment = {"replica": 1, "sanity_check": 1, "sanity_verdict": 1, "figures": 1, "report_tables": 1,
                       "epochs_table": 1}
     assert jobs == {**per_run, **per_experiment, "experiments_summary": 1, "all": 1}, jobs
-    outputs = set(re.findall(r"results/([^/\s,]+)/", result.stdout))
+    outputs = {folder for line in result.stdout.splitlines() if line.strip().startswith("output:")
+               for folder in re.findall(r"results/([^/\s,]+)/", line)}
     assert outputs == {"init_0.01", "experiments"}, outputs

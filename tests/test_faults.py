@@ -301,10 +301,10 @@ def test_ctrl_c_during_training_is_one_line_per_job_and_the_rerun_gives_the_same
     config = yaml.safe_load((workdir / "config" / "test.yaml").read_text())
     config["training"].update(steps=1000, log_every=50)
     (workdir / "config" / "slow.yaml").write_text(yaml.safe_dump(config))
-    targets = ["results/runs/tied/seed42.safetensors", "results/runs/untied/seed42.safetensors"]
+    targets = ["results/main/runs/tied/seed42.safetensors", "results/main/runs/untied/seed42.safetensors"]
     args = [*targets, "--cores", "2", "--configfile", "config/slow.yaml"]  # targets first: --configfile is greedy
     snakemake(workdir, "results/data/token_stats.json", "results/data/live_dead_tokens.safetensors", *args[2:])
-    logs = [workdir / "logs" / "train" / tying / "seed42.log" for tying in ("tied", "untied")]
+    logs = [workdir / "logs" / "main" / "train" / tying / "seed42.log" for tying in ("tied", "untied")]
     with open(tmp_path / "terminal.txt", "w") as terminal:
         job = _interruptible(args=["snakemake", *args], cwd=workdir, env={**os.environ, "PYTHONPATH": str(workdir / "src")},
                              stdout=terminal, stderr=subprocess.STDOUT)
@@ -323,12 +323,12 @@ def test_ctrl_c_during_training_is_one_line_per_job_and_the_rerun_gives_the_same
     assert len(re.findall(r"ERROR interrupted$", printed, flags=re.MULTILINE)) == 2, printed[-3000:]
     for log in logs:
         assert log.read_text().splitlines()[-1].endswith("ERROR interrupted")
-    assert list((workdir / "results" / "runs").rglob("*.safetensors*")) == []  # no .partial, no output
+    assert list((workdir / "results" / "main" / "runs").rglob("*.safetensors*")) == []  # no .partial, no output
     snakemake(workdir, *args)
     first = [(workdir / target).read_bytes() for target in targets]
     snakemake(workdir, *args, "--forcerun", "train")
     assert [(workdir / target).read_bytes() for target in targets] == first
-    assert list((workdir / "results" / "runs").rglob("*.partial")) == []
+    assert list((workdir / "results" / "main" / "runs").rglob("*.partial")) == []
 
 
 def test_ctrl_c_while_a_job_starts_up_is_one_line(tmp_path):

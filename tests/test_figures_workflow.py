@@ -151,7 +151,7 @@ def test_same_tables_give_the_same_png_bytes(workflow_run, tmp_path):
     inputs = {"tied": [str(tables / "tied" / "seed42.tsv"), str(tables / "tied" / "seed43.tsv")],
               "untied": [str(tables / "untied" / "seed42.tsv")]}
     settings = {"seeds": {"tied": [42, 43], "untied": [42], "paired": [42], "reference": 42},
-                "figures": {"pca_steps": [0], "dpi": 50}}
+                "quantities": ["embeddings"], "figures": {"pca_steps": [0], "dpi": 50}}
     figures.draw("a_dead_cloud", inputs, settings, tmp_path / "one.png")
     figures.draw("a_dead_cloud", inputs, settings, tmp_path / "two.png")
     assert (tmp_path / "one.png").read_bytes() == (tmp_path / "two.png").read_bytes()
@@ -189,12 +189,12 @@ def test_no_dead_token_draws_what_it_can_and_says_what_it_skipped(tmp_path):
     snakemake(workdir, "--cores", "2", "--configfile", zero_dead_config(workdir))
     assert int(load_masks(workdir / "results" / "data" / "live_dead_tokens.safetensors")["dead_mask"].sum()) == 0
     for name in FIGURE_NAMES:
-        assert (workdir / "results" / "figures" / f"{name}.png").read_bytes().startswith(PNG_SIGNATURE), name
-    log = (workdir / "logs" / "figures" / "figures.log").read_text()
+        assert (workdir / "results" / "main" / "figures" / f"{name}.png").read_bytes().startswith(PNG_SIGNATURE), name
+    log = (workdir / "logs" / "main" / "figures" / "figures.log").read_text()
     assert "not drawn: tied W: no values (W_dead_centroid_norm)" in log
     assert "not drawn: dead rows: none (n=0) (tied W displacements)" in log
     assert "not drawn: live rows" not in log  # the live rows are all drawn
-    first_step = (workdir / "results" / "report" / "first_step.html").read_text()
+    first_step = (workdir / "results" / "main" / "report" / "first_step.html").read_text()
     assert "No dead token: every token of the vocabulary occurs in the training corpus" in first_step
-    table = analysis.read_table(workdir / "results" / "analysis" / "untied" / "seed42.tsv")
+    table = analysis.read_table(workdir / "results" / "main" / "analysis" / "untied" / "seed42.tsv")
     assert table.filter(like="_dead_").isna().all().all() and not table.filter(like="_live_").iloc[1:].isna().any().any()

@@ -41,7 +41,7 @@ EXPECTED = {
     "snakemake -n": "nothing to do",
     "snakemake --cores 2 --config training='{steps: 100}' runs='{tied: [42, 43], untied: [42], reference_seed: 42}'":
         "retrains",
-    "snakemake --cores 1 --config figures='{dpi: 200}'": {"figures": 1, "all": 1},
+    "snakemake --cores 1 --config figures='{dpi: 200}'": {"figures": 1, "experiments_summary": 1, "all": 1},
     "snakemake --cores 1 --config training='{log_every: 10}'": "nothing to do",
     "snakemake --cores 2 --configfile config/flannel.yaml --config data='{corpus: my/corpus.txt, tokenizer: my/tokenizer.json}'":
         "notebook scale",
