@@ -191,13 +191,12 @@ def figure_inputs(wildcards):
     (per-row views), the decomposition tables, the Adam accounting and lattice tables (rows: the reference seed's)."""
     experiment, runs = wildcards.experiment, runs_of(wildcards.experiment)
     results, reference = f"results/{experiment}", runs["reference_seed"]
-    paired = flannel.figures.paired_seeds(runs)
     return {
         "tied": [f"{results}/analysis/tied/seed{seed}.tsv" for seed in runs["tied"]],
         "untied": [f"{results}/analysis/untied/seed{seed}.tsv" for seed in runs["untied"]],
         "tied_run": [f"{results}/runs/tied/seed{reference}.safetensors"],
         "untied_run": [f"{results}/runs/untied/seed{reference}.safetensors"] if reference in runs["untied"] else [],
-        "decomposition": [f"{results}/analysis/decomposition/seed{seed}.tsv" for seed in paired],
+        "decomposition": decomposition_tables(wildcards),
         "adam_tied": [f"{results}/analysis/adam/tied/seed{seed}.tsv" for seed in runs["tied"]],
         "adam_untied": [f"{results}/analysis/adam/untied/seed{seed}.tsv" for seed in runs["untied"]],
         "lattice_tied": [f"{results}/analysis/lattice/tied/seed{seed}.tsv" for seed in runs["tied"]],
@@ -323,7 +322,7 @@ def cloud_inputs(experiment):
         "distances": [f"{analysis}/distances/seed{seed}.tsv" for seed in paired],
         "distance_rows": [f"{analysis}/distances/seed{seed}.rows.safetensors" for seed in shown],
         "distance_lattice": [f"{analysis}/lattice/tied/seed{seed}.rows.tsv" for seed in shown],
-        "sweep_distance": [f"{analysis}/distances/sweep.tsv"] if len(runs["tied"]) >= 2 else [],
+        "sweep_distance": [f"{analysis}/distances/sweep.tsv"] if flannel.figures.is_sweep(runs) else [],
     }
 
 

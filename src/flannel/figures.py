@@ -56,6 +56,11 @@ def paired_seeds(runs: dict) -> list[int]:
     return [seed for seed in runs["tied"] if seed in runs["untied"]]
 
 
+def is_sweep(runs: dict) -> bool:
+    """Whether the tied runs form a sweep: two seeds or more, so that runs can be compared pairwise."""
+    return len(runs["tied"]) >= 2
+
+
 def missing(name: str, seeds: dict, quantities) -> str | None:
     """Why an experiment cannot draw figure `name` (a sentence), or None if it can. `seeds`: the figure
     settings' seeds (tied, untied, paired)."""
@@ -64,7 +69,7 @@ def missing(name: str, seeds: dict, quantities) -> str | None:
         return "this experiment trains no untied run"
     if figure.needs == "pair" and not seeds["paired"]:
         return "no seed of this experiment is trained both tied and untied"
-    if figure.needs == "sweep" and len(seeds["tied"]) < 2:
+    if figure.needs == "sweep" and not is_sweep(seeds):
         return "this experiment trains fewer than two tied seeds"
     absent = [quantity for quantity in figure.quantities if quantity not in quantities]
     if absent:
