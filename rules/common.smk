@@ -22,7 +22,7 @@ os.environ.update(
     FLANNEL_ROOT=str(REPOSITORY),
 )
 import flannel.config  # noqa: E402
-import flannel.figures  # noqa: E402
+import flannel.report.figures  # noqa: E402
 from flannel.codedigest import code_digest as _code_digest  # noqa: E402
 
 flannel.config.validate(
@@ -212,7 +212,7 @@ def figure_inputs(wildcards):
 
 def figure_outputs():
     """Every registered figure, a report entry of its own (caption, category, labels) per experiment; a figure
-    an experiment cannot draw is a card saying why (flannel.figures.missing)."""
+    an experiment cannot draw is a card saying why (flannel.report.figures.missing)."""
     return {
         name: report(
             f"results/{{experiment}}/figures/{name}.png",
@@ -221,7 +221,7 @@ def figure_outputs():
             subcategory="{experiment}",
             labels={"experiment": "{experiment}", "figure": name.split("_")[0], "shows": figure.shows},
         )
-        for name, figure in flannel.figures.FIGURES.items()
+        for name, figure in flannel.report.figures.FIGURES.items()
     }
 
 
@@ -231,7 +231,7 @@ def figure_settings(wildcards):
     seeds = {
         "tied": runs["tied"],
         "untied": runs["untied"],
-        "paired": flannel.figures.paired_seeds(runs),
+        "paired": flannel.report.figures.paired_seeds(runs),
         "reference": runs["reference_seed"],
     }
     return canonical(
@@ -248,7 +248,7 @@ def decomposition_tables(wildcards):
     runs = runs_of(wildcards.experiment)
     return [
         f"results/{wildcards.experiment}/analysis/decomposition/seed{seed}.tsv"
-        for seed in flannel.figures.paired_seeds(runs)
+        for seed in flannel.report.figures.paired_seeds(runs)
     ]
 
 
@@ -306,7 +306,7 @@ def tied_runs(wildcards):
 
 def distance_seed(runs):
     """The paired seed whose dead rows the heatmap shows: the reference seed when it is paired, else the first."""
-    paired = flannel.figures.paired_seeds(runs)
+    paired = flannel.report.figures.paired_seeds(runs)
     return runs["reference_seed"] if runs["reference_seed"] in paired else paired[0] if paired else None
 
 
@@ -314,7 +314,9 @@ def cloud_inputs(experiment):
     """The figures' inputs from rules/cloud.smk: the epoch series and table, the tied-vs-untied distances (with
     the shown seed's rows and its tied lattice rows, to sort them by freeze step) and the sweep's distances."""
     runs, analysis = runs_of(experiment), f"results/{experiment}/analysis"
-    paired, shown = flannel.figures.paired_seeds(runs), [] if distance_seed(runs) is None else [distance_seed(runs)]
+    paired, shown = flannel.report.figures.paired_seeds(runs), (
+        [] if distance_seed(runs) is None else [distance_seed(runs)]
+    )
     return {
         "epochs_tied": [f"{analysis}/epochs/tied/seed{seed}.tsv" for seed in runs["tied"]],
         "epochs_untied": [f"{analysis}/epochs/untied/seed{seed}.tsv" for seed in runs["untied"]],
@@ -322,7 +324,7 @@ def cloud_inputs(experiment):
         "distances": [f"{analysis}/distances/seed{seed}.tsv" for seed in paired],
         "distance_rows": [f"{analysis}/distances/seed{seed}.rows.safetensors" for seed in shown],
         "distance_lattice": [f"{analysis}/lattice/tied/seed{seed}.rows.tsv" for seed in shown],
-        "sweep_distance": [f"{analysis}/distances/sweep.tsv"] if flannel.figures.is_sweep(runs) else [],
+        "sweep_distance": [f"{analysis}/distances/sweep.tsv"] if flannel.report.figures.is_sweep(runs) else [],
     }
 
 
@@ -344,7 +346,7 @@ def experiment_targets(experiment):
         per_run(experiment, "runs/{tying}/seed{seed}.safetensors")
         + per_run(experiment, "runs/{tying}/seed{seed}.moved.tsv")
         + [f"{results}/sanity/{name}" for name in ("report.json", "report.md", "manifest.tsv", "verdict.txt")]
-        + [f"{results}/figures/{name}.png" for name in flannel.figures.FIGURES]
+        + [f"{results}/figures/{name}.png" for name in flannel.report.figures.FIGURES]
         + [f"{results}/report/{name}.html" for name in ("run_summary", "first_step", "findings")]
         + cloud_targets(experiment)
     )
@@ -381,13 +383,13 @@ def across_experiment_figure_outputs():
             category=figure.category,
             labels={"figure": name, "shows": figure.shows},
         )
-        for name, figure in flannel.figures.ACROSS_EXPERIMENTS.items()
+        for name, figure in flannel.report.figures.ACROSS_EXPERIMENTS.items()
     }
 
 
 def summary_targets():
     return ["results/experiments/summary.tsv", "results/experiments/summary.html"] + [
-        f"results/experiments/figures/{name}.png" for name in flannel.figures.ACROSS_EXPERIMENTS
+        f"results/experiments/figures/{name}.png" for name in flannel.report.figures.ACROSS_EXPERIMENTS
     ]
 
 

@@ -3,7 +3,7 @@ on config/test.yaml in a temporary copy of the repository (shared by every end-t
 
 from __future__ import annotations
 
-from flannel.numerics import pin_cpu_kernels
+from flannel.training.numerics import pin_cpu_kernels
 
 # Before torch loads: the tests train with the default portable_numerics, which needs the pinned kernels, and
 # the parity tests run the notebook side in this same process, on the same kernels.
@@ -13,8 +13,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from helpers import copy_repo, snakemake, tiny_config, train_tiny  # noqa: E402
 
-from flannel import data  # noqa: E402
-from flannel.corpus import demo_corpora  # noqa: E402
+from flannel.data import tokens  # noqa: E402
+from flannel.data.corpus import demo_corpora  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -26,12 +26,12 @@ def tiny_data(tmp_path_factory):
     (folder / "model.txt").write_text(model_text, encoding="utf-8")
     (folder / "tokenizer.txt").write_text(tokenizer_text, encoding="utf-8")
     vocab_size = config["model"]["vocab_size"]
-    tokenizer = data.train_tokenizer(folder / "tokenizer.txt", vocab_size)
-    data.save_tokenizer(tokenizer, folder / "tokenizer.json")
-    ids = data.tokenize(folder / "model.txt", tokenizer, vocab_size)
-    data.save_token_ids(ids, folder / "token_ids.safetensors")
-    masks = data.live_dead(ids, vocab_size)
-    data.save_live_dead(masks, folder / "live_dead_tokens.safetensors")
+    tokenizer = tokens.train_tokenizer(folder / "tokenizer.txt", vocab_size)
+    tokens.save_tokenizer(tokenizer, folder / "tokenizer.json")
+    ids = tokens.tokenize(folder / "model.txt", tokenizer, vocab_size)
+    tokens.save_token_ids(ids, folder / "token_ids.safetensors")
+    masks = tokens.live_dead(ids, vocab_size)
+    tokens.save_live_dead(masks, folder / "live_dead_tokens.safetensors")
     return {"folder": folder, "ids": torch.from_numpy(ids.astype("int64")), "masks": masks, "config": config}
 
 

@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from flannel import config as flannel_config
 from flannel.recording import StreamingSafetensors
-from flannel.training import Run, train_run
+from flannel.training.loop import Run, train_run
 
 ROOT = Path(__file__).resolve().parents[1]
 

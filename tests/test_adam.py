@@ -1,4 +1,4 @@
-"""The Adam accounting (flannel.adam) with known answers: a 3-step AdamW run replayed element by element, a
+"""The Adam accounting (flannel.analysis.adam) with known answers: a 3-step AdamW run replayed element by element, a
 hand-built recording of it, lost updates and stuck second moments on hand-picked values, and sanity check 9 on
 tiny real runs, passing and failing on a flipped byte of a recorded moment."""
 
@@ -11,11 +11,12 @@ import pytest
 import torch
 from helpers import flip_byte, tiny_config, train_tiny, write_recording
 
-from flannel import adam, checks, report
-from flannel.rows import scheduled_lr
+from flannel.analysis import adam
+from flannel.analysis.rows import scheduled_lr
 from flannel.config import sanity_settings
 from flannel.errors import ReproducibilityError
 from flannel.recording import Recording
+from flannel.sanity import checks, report
 
 LRS = (0.01, 0.006, 0.002)  # a different LR at every step, as under the linear schedule
 BETAS, EPS = (0.9, 0.999), 1e-8

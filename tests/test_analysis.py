@@ -13,9 +13,9 @@ import torch
 from transformers import get_constant_schedule_with_warmup, get_linear_schedule_with_warmup
 from helpers import write_recording
 
-from flannel import analysis, metrics, rows
+from flannel.analysis import metrics, per_step, rows
 from flannel.errors import AnalysisError
-from flannel.outputs import write_table
+from flannel.outputs import read_table, write_table
 
 
 def test_cloud_centroid_and_radii():
@@ -162,7 +162,7 @@ def tied_table(tmp_path):
     variance[1] = 0.01 * grads[1] ** 2
     path = write_recording(tmp_path / "tied.safetensors", {"embeddings": tied_embeddings(), "grads": grads,
                            "momentum": momentum, "variance": variance}, tied=True, dead_indices=[0, 1], vocab_size=4)
-    return analysis.analyse_run(path)
+    return per_step.analyse_run(path)
 
 
 def test_table_has_one_row_per_record_with_loss_and_lr(tied_table):
@@ -225,7 +225,7 @@ def test_untied_table_has_both_matrices_and_their_distance(tmp_path):
     embeddings = tied_embeddings()
     path = write_recording(tmp_path / "untied.safetensors", {"embeddings_E": embeddings[[0, 0, 0]],
                            "embeddings_W": embeddings}, tied=False, dead_indices=[0, 1], vocab_size=4)
-    table = analysis.analyse_run(path).set_index("step")
+    table = per_step.analyse_run(path).set_index("step")
     assert table.loc[2, "E_dead_displacement_from_init"] == 0.0
     assert table.loc[1, "W_dead_displacement_from_init"] == pytest.approx(0.5)
     # ||E - W||_F over the two live rows, each 0.5 apart after step 1.
@@ -238,7 +238,7 @@ def test_groups_follow_recorded_rows(tmp_path):
     embeddings = tied_embeddings()[:, :2]
     path = write_recording(tmp_path / "sample.safetensors", {"embeddings": embeddings}, tied=True, dead_indices=[2, 9],
                            vocab_size=10, rows=[5, 9])
-    table = analysis.analyse_run(path).set_index("step")
+    table = per_step.analyse_run(path).set_index("step")
     assert table.loc[0, "W_dead_centroid_norm"] == pytest.approx(1.0)  # row (-1, 0) alone
     assert table.loc[0, "W_live_centroid_norm"] == pytest.approx(1.0)
 
@@ -249,7 +249,7 @@ def test_decomposition_of_an_exact_sum_is_zero(tmp_path):
     tied = write_recording(tmp_path / "tied.safetensors", {"embeddings": embeddings}, tied=True, dead_indices=[0, 1], vocab_size=4)
     untied = write_recording(tmp_path / "untied.safetensors", {"embeddings_E": half, "embeddings_W": half}, tied=False,
                              dead_indices=[0, 1], vocab_size=4)
-    table = analysis.decomposition(tied, untied).set_index("step")
+    table = per_step.decomposition(tied, untied).set_index("step")
     assert table.loc[[1, 2], "all_residual_sum"].tolist() == pytest.approx([0.0, 0.0], abs=1e-6)  # float32 inputs
     assert table.loc[[1, 2], "dead_residual_W"].tolist() == pytest.approx([0.5, 0.5])
     assert math.isnan(table.loc[0, "all_residual_sum"])
@@ -261,26 +261,26 @@ def test_decomposition_refuses_runs_that_do_not_pair(tmp_path):
     untied = write_recording(tmp_path / "untied.safetensors", {"embeddings_E": embeddings, "embeddings_W": embeddings},
                              tied=False, dead_indices=[0], vocab_size=4)
     with pytest.raises(AnalysisError, match="untied.safetensors: dead_indices differ"):
-        analysis.decomposition(tied, untied)
+        per_step.decomposition(tied, untied)
 
 
 def test_a_recording_without_embeddings_is_refused_naming_the_file(tmp_path):
     path = write_recording(tmp_path / "bare.safetensors", {"grads": tied_embeddings()}, tied=True, dead_indices=[0], vocab_size=4)
     with pytest.raises(AnalysisError, match=r"bare\.safetensors: no embeddings recorded") as error:
-        analysis.analyse_run(path)
+        per_step.analyse_run(path)
     assert "\n" not in str(error.value)
 
 
 def test_table_round_trip_and_bad_table(tmp_path, tied_table):
     write_table(tied_table, tmp_path / "t.tsv")
-    pd.testing.assert_frame_equal(analysis.read_table(tmp_path / "t.tsv"), tied_table, check_dtype=False)
+    pd.testing.assert_frame_equal(read_table(tmp_path / "t.tsv"), tied_table, check_dtype=False)
     (tmp_path / "bad.tsv").write_text("a\tb\n1\t2\n")
     with pytest.raises(AnalysisError, match=r"bad\.tsv: analysis table lacks column\(s\) step"):
-        analysis.read_table(tmp_path / "bad.tsv")
+        read_table(tmp_path / "bad.tsv")
 
 
 def test_analysis_of_a_trained_run_keeps_the_init_radius(tiny_runs):
-    table = analysis.analyse_run(tiny_runs[("untied", 42)])
+    table = per_step.analyse_run(tiny_runs[("untied", 42)])
     # Untied dead rows of E get no gradient: they never move, whatever the step.
     assert (table["E_dead_displacement_from_init"] == 0).all()
     assert table["E_dead_radius_centroid_mean"].nunique() == 1

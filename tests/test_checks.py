@@ -1,5 +1,5 @@
-"""The sanity checks (flannel.checks, flannel.legacy, flannel.report) on tiny real runs, planted divergences and
-synthetic legacy files."""
+"""The sanity checks (flannel.sanity.checks, flannel.sanity.legacy, flannel.sanity.report) on tiny real runs,
+planted divergences and synthetic legacy files."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import torch
 from helpers import flip_byte, legacy_files, tiny_config, train_tiny, with_metadata
 from safetensors.torch import load_file, save_file
 
-from flannel import checks, render, report
+from flannel.analysis.metrics import cloud
 from flannel.config import sanity_settings
-from flannel.metrics import cloud
 from flannel.errors import ConfigError, ReproducibilityError, SanityError
 from flannel.recording import Recording
-from flannel.training import Run, train_replica
+from flannel.sanity import checks, render, report
+from flannel.training.loop import Run, train_replica
 
 # ---------------------------------------------------------------------------------------------------------
 # helpers

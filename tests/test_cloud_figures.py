@@ -9,8 +9,9 @@ import pytest
 import torch
 from helpers import write_recording
 
-from flannel import distances, epochs, figures, lattice
+from flannel.analysis import distances, epochs, lattice
 from flannel.outputs import write_table
+from flannel.report import figures
 
 T, ROWS, D = 8, 6, 4
 

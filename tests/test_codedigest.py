@@ -21,13 +21,18 @@ PACKAGE = ROOT / "src" / "flannel"
 
 @pytest.fixture
 def fake_package(tmp_path):
-    """a imports b at the top and c inside a function; d is imported by nobody."""
+    """a imports b at the top and c inside a function; c imports e from the subpackage s, which imports f
+    relatively from above; d is imported by nobody."""
     package = tmp_path / "flannel"
     package.mkdir()
     (package / "__init__.py").write_text('__version__ = "0"\n')
     (package / "a.py").write_text("from .b import thing\n\n\ndef later():\n    from . import c\n")
     (package / "b.py").write_text('"""b."""\nthing = 1  # a comment\n')
-    (package / "c.py").write_text("from flannel.b import thing\n")
+    (package / "c.py").write_text("from flannel.b import thing\nfrom flannel.s import e\n")
+    (package / "s").mkdir()
+    (package / "s" / "__init__.py").write_text("")
+    (package / "s" / "e.py").write_text("from ..f import other\n")
+    (package / "f.py").write_text("other = 2\n")
     (package / "d.py").write_text("x = 1\n")
     script = tmp_path / "script.py"
     script.write_text("import json\nfrom flannel import a\n")
@@ -36,7 +41,7 @@ def fake_package(tmp_path):
 
 def test_modules_are_followed_through_the_package(fake_package):
     package, script = fake_package
-    assert script_modules(script, package) == ["__init__", "a", "b", "c"]
+    assert script_modules(script, package) == ["__init__", "a", "b", "c", "f", "s", "s.e"]
 
 
 def test_the_digest_ignores_comments_and_docstrings_but_not_code(fake_package):
@@ -45,7 +50,7 @@ def test_the_digest_ignores_comments_and_docstrings_but_not_code(fake_package):
     (package / "b.py").write_text('"""Reworded."""\n# new comment\nthing = 1\n')
     (package / "d.py").write_text("x = 2\n")  # not imported: no effect
     assert code_digest(script, package) == before
-    (package / "c.py").write_text("from flannel.b import thing\nEXTRA = 2\n")
+    (package / "f.py").write_text("other = 3\n")
     assert code_digest(script, package) != before
 
 
@@ -58,7 +63,7 @@ def test_derived_modules_cover_what_the_script_loads(script):
     code = "\n".join(imports) + "\nimport sys, json\nprint(json.dumps(sorted(m for m in sys.modules if m.startswith('flannel'))))"
     loaded = json.loads(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
                                        env=python_env()).stdout)
-    loaded = {name.split(".")[1] if "." in name else "__init__" for name in loaded}
+    loaded = {name.partition(".")[2] or "__init__" for name in loaded}
     assert loaded <= set(script_modules(script, PACKAGE)), script.name
 
 

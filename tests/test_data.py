@@ -9,9 +9,9 @@ import torch
 from safetensors import safe_open
 
 from helpers import ROOT
-from flannel import data
-from flannel.corpus import SplitMix64, demo_corpora
-from flannel.data import DataError
+from flannel.data import tokens
+from flannel.data.corpus import demo_corpora, SplitMix64
+from flannel.errors import DataError
 
 
 def test_splitmix64_matches_the_reference_stream():
@@ -29,14 +29,14 @@ def test_demo_corpora_are_deterministic_and_the_tokenizer_corpus_extends_the_mod
 
 
 def test_demo_corpus_bytes_are_the_same_in_another_process():
-    code = "from flannel.corpus import demo_corpora; import sys; sys.stdout.buffer.write(demo_corpora(3, 5000, 500)[1].encode())"
+    code = "from flannel.data.corpus import demo_corpora; import sys; sys.stdout.buffer.write(demo_corpora(3, 5000, 500)[1].encode())"
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True,
                            env={"PYTHONPATH": str(ROOT / "src"), "PYTHONHASHSEED": "123"}).stdout
     assert other == demo_corpora(3, 5000, 500)[1].encode()
 
 
 def test_live_dead_masks_on_known_ids():
-    masks = data.live_dead(np.array([0, 2, 2, 5, 0, 2], dtype=np.uint16), vocab_size=7)
+    masks = tokens.live_dead(np.array([0, 2, 2, 5, 0, 2], dtype=np.uint16), vocab_size=7)
     assert masks["token_occurrence_counts"].tolist() == [2, 0, 3, 0, 0, 1, 0]
     assert masks["live_mask"].tolist() == [True, False, True, False, False, True, False]
     assert torch.equal(masks["dead_mask"], ~masks["live_mask"])
@@ -58,7 +58,7 @@ def test_outputs_get_the_mode_of_a_new_file(tiny_data):
 def test_token_stats_on_known_sizes(tmp_path):
     corpus = tmp_path / "c.txt"
     corpus.write_text("héllo", encoding="utf-8")
-    stats = data.token_stats(corpus, np.arange(1000) % 100, batch_size=4, seq_len=10, steps=50, unk_id=0)
+    stats = tokens.token_stats(corpus, np.arange(1000) % 100, batch_size=4, seq_len=10, steps=50, unk_id=0)
     assert stats["bytes"] == 6 and stats["characters"] == 5
     assert stats["unk_tokens"] == 10 and stats["unk_share"] == 0.01
     assert stats["tokens"] == 1000 and stats["training_windows"] == 990
@@ -70,9 +70,9 @@ def test_tokenizer_training_tokenizing_and_masks(tiny_data, tmp_path):
     config = tiny_data["config"]
     vocab_size = config["model"]["vocab_size"]
     folder = tiny_data["folder"]
-    tokenizer = data.load_tokenizer(folder / "tokenizer.json", vocab_size)
+    tokenizer = tokens.load_tokenizer(folder / "tokenizer.json", vocab_size)
     assert tokenizer.get_vocab_size() == vocab_size
-    ids = data.tokenize(folder / "model.txt", tokenizer, vocab_size)
+    ids = tokens.tokenize(folder / "model.txt", tokenizer, vocab_size)
     # Line breaks are read as spaces, on purpose (the notebooks' whitespace pre-tokenizer dropped them too).
     text = (folder / "model.txt").read_text()
     assert "\n" in text[:2000] and tokenizer.decode(ids[:500].tolist()) in text.replace("\n", " ")
@@ -85,14 +85,14 @@ def test_tokenizer_training_tokenizing_and_masks(tiny_data, tmp_path):
     # A dead token never occurs in the model corpus; every live one does.
     text_ids = set(ids.tolist())
     assert all(i not in text_ids for i in masks["dead_indices"].tolist())
-    data.save_token_table(masks, tokenizer, tmp_path / "t.csv")
+    tokens.save_token_table(masks, tokenizer, tmp_path / "t.csv")
     rows = (tmp_path / "t.csv").read_text(encoding="utf-8").splitlines()
     assert rows[0] == "token_id,token,count,live" and len(rows) == vocab_size + 1
 
 
 def test_training_the_tokenizer_twice_gives_identical_bytes(tiny_data, tmp_path):
     vocab_size = tiny_data["config"]["model"]["vocab_size"]
-    data.save_tokenizer(data.train_tokenizer(tiny_data["folder"] / "tokenizer.txt", vocab_size), tmp_path / "again.json")
+    tokens.save_tokenizer(tokens.train_tokenizer(tiny_data["folder"] / "tokenizer.txt", vocab_size), tmp_path / "again.json")
     assert (tmp_path / "again.json").read_bytes() == (tiny_data["folder"] / "tokenizer.json").read_bytes()
 
 
@@ -106,39 +106,39 @@ def test_bad_tokenizer_files(tmp_path, content, message):
     if content is not None:
         path.write_text(content)
     with pytest.raises(DataError, match=message):
-        data.load_tokenizer(path, 400)
+        tokens.load_tokenizer(path, 400)
 
 
 def test_tokenizer_size_mismatch_names_both_numbers(tiny_data):
     with pytest.raises(DataError, match=r"tokenizer has 400 tokens but config model.vocab_size is 500"):
-        data.load_tokenizer(tiny_data["folder"] / "tokenizer.json", 500)
+        tokens.load_tokenizer(tiny_data["folder"] / "tokenizer.json", 500)
 
 
 def test_bad_corpora(tmp_path, tiny_data):
-    tokenizer = data.load_tokenizer(tiny_data["folder"] / "tokenizer.json", 400)
+    tokenizer = tokens.load_tokenizer(tiny_data["folder"] / "tokenizer.json", 400)
     (tmp_path / "empty.txt").write_text("  \n")
     (tmp_path / "latin1.txt").write_bytes("café".encode("latin-1"))
     with pytest.raises(DataError, match="missing.txt: corpus file not found"):
-        data.tokenize(tmp_path / "missing.txt", tokenizer, 400)
+        tokens.tokenize(tmp_path / "missing.txt", tokenizer, 400)
     with pytest.raises(DataError, match="empty.txt: corpus is empty"):
-        data.tokenize(tmp_path / "empty.txt", tokenizer, 400)
+        tokens.tokenize(tmp_path / "empty.txt", tokenizer, 400)
     with pytest.raises(DataError, match="latin1.txt: corpus is not UTF-8"):
-        data.tokenize(tmp_path / "latin1.txt", tokenizer, 400)
+        tokens.tokenize(tmp_path / "latin1.txt", tokenizer, 400)
     with pytest.raises(DataError, match="fewer than training.batch_size = 8"):
-        data.check_windows(39, batch_size=8, seq_len=32, source="short.txt")
+        tokens.check_windows(39, batch_size=8, seq_len=32, source="short.txt")
 
 
 def test_too_small_vocabulary_and_unreachable_vocabulary(tiny_data):
     with pytest.raises(DataError, match="model.vocab_size': 1 leaves no room"):
-        data.train_tokenizer(tiny_data["folder"] / "tokenizer.txt", 1)
+        tokens.train_tokenizer(tiny_data["folder"] / "tokenizer.txt", 1)
     with pytest.raises(DataError, match=r"tokenizer.txt: the trained BPE has \d+ tokens but config model.vocab_size is 100000"):
-        data.train_tokenizer(tiny_data["folder"] / "tokenizer.txt", 100000)
+        tokens.train_tokenizer(tiny_data["folder"] / "tokenizer.txt", 100000)
 
 
 def test_token_id_at_or_above_vocab_size_is_refused(tmp_path):
-    data.save_token_ids(np.array([1, 2, 9], dtype=np.uint16), tmp_path / "ids.safetensors")
+    tokens.save_token_ids(np.array([1, 2, 9], dtype=np.uint16), tmp_path / "ids.safetensors")
     with pytest.raises(DataError, match="token id 9 is not below vocab_size 9"):
-        data.load_token_ids(tmp_path / "ids.safetensors", 9)
+        tokens.load_token_ids(tmp_path / "ids.safetensors", 9)
 
 
 @pytest.mark.slow

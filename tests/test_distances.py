@@ -1,4 +1,4 @@
-"""Run-to-run distances (flannel.distances) with known answers: two hand-built recordings whose rows sit 3-4-5
+"""Run-to-run distances (flannel.analysis.distances) with known answers: two hand-built recordings whose rows sit 3-4-5
 apart, and a sweep of three runs whose pairwise distances are known."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 import torch
 from helpers import write_recording
 
-from flannel import distances
+from flannel.analysis import distances
 from flannel.errors import AnalysisError, RecordingError
 
 BF16 = torch.bfloat16

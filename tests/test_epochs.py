@@ -1,5 +1,6 @@
-"""Epochs of the dead cloud (flannel.epochs) with known answers: a cloud that first contracts at step 2 (about its
-centroid) and at step 3 (from the origin), a speed peak, rows frozen from step s, and the table across runs."""
+"""Epochs of the dead cloud (flannel.analysis.epochs) with known answers: a cloud that first contracts at step 2
+(about its centroid) and at step 3 (from the origin), a speed peak, rows frozen from step s, and the table across
+runs."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 import torch
 from helpers import write_recording
 
-from flannel import epochs
+from flannel.analysis import epochs
 from flannel.errors import AnalysisError
 
 STEPS = np.arange(6)

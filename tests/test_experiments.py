@@ -15,9 +15,9 @@ from helpers import copy_repo, job_counts, snakemake, tiny_config
 from test_golden import payload_sha256
 
 from flannel import config as flannel_config
-from flannel import experiments
 from flannel.errors import ConfigError
 from flannel.recording import Recording
+from flannel.report import experiments
 
 SWEEPS = ("init_0.005", "init_0.01", "init_0.02", "init_0.045", "shared_init", "batch_128", "float32_moments")
 

@@ -56,8 +56,8 @@ def _train_with_file_size_limit(tiny_data, out, limit_bytes):
     folder = tiny_data["folder"]
     code = (
         "import sys;"
-        "from flannel.numerics import pin_cpu_kernels; pin_cpu_kernels(True); import torch;"
-        "from helpers import tiny_config; from flannel.training import Run, train_run; from flannel.logs import script_logging;"
+        "from flannel.training.numerics import pin_cpu_kernels; pin_cpu_kernels(True); import torch;"
+        "from helpers import tiny_config; from flannel.training.loop import Run, train_run; from flannel.logs import script_logging;"
         "from safetensors.torch import load_file; from safetensors.numpy import load_file as load_np;"
         "ids = torch.from_numpy(load_np(sys.argv[2])['token_ids'].astype('int64'));\n"
         "with script_logging(None):\n"
@@ -173,7 +173,7 @@ def test_nothing_is_unpickled_anywhere():
 
 
 def test_the_data_half_and_training_need_no_network(tiny_data, tmp_path, monkeypatch):
-    from flannel import data
+    from flannel.data import tokens
 
     def refuse(*args, **kwargs):
         raise AssertionError("network access attempted")
@@ -181,7 +181,7 @@ def test_the_data_half_and_training_need_no_network(tiny_data, tmp_path, monkeyp
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
     vocab_size = tiny_data["config"]["model"]["vocab_size"]
-    data.train_tokenizer(tiny_data["folder"] / "tokenizer.txt", vocab_size)
+    tokens.train_tokenizer(tiny_data["folder"] / "tokenizer.txt", vocab_size)
     train_tiny(tiny_data, tmp_path, "untied", 42, tiny_config(training={"steps": 2}))
 
 
@@ -189,22 +189,22 @@ def test_every_reader_refuses_a_run_recorded_under_another_config(tiny_data, tin
     """A run left from an older config (say, with --rerun-triggers mtime) never passes for a current one."""
     import json
 
-    from flannel import analysis
+    from flannel.analysis import per_step
     from flannel.config import sanity_settings, training_json
     from flannel.errors import SanityError
-    from flannel.report import sanity_report
+    from flannel.sanity.report import sanity_report
 
     changed = json.loads(training_json(tiny_config(training={"learning_rate": 0.002})))
     differs = r"recorded under another config \(differs in training.learning_rate\); rerun its training"
     with pytest.raises(RecordingError, match=differs):
-        analysis.analyse_run(tiny_runs[("tied", 42)], expected_config=changed)
+        per_step.analyse_run(tiny_runs[("tied", 42)], expected_config=changed)
     with pytest.raises(RecordingError, match=differs):
-        analysis.decomposition(tiny_runs[("tied", 42)], tiny_runs[("untied", 42)], expected_config=changed)
+        per_step.decomposition(tiny_runs[("tied", 42)], tiny_runs[("untied", 42)], expected_config=changed)
     with pytest.raises(SanityError, match=differs):
         sanity_report(sanity_settings(tiny_data["config"]), runs=tiny_runs, replicas={},
                       masks=tiny_data["folder"] / "live_dead_tokens.safetensors", expected_config=changed)
     current = json.loads(training_json(tiny_data["config"]))
-    assert len(analysis.analyse_run(tiny_runs[("tied", 42)], expected_config=current)) == 21
+    assert len(per_step.analyse_run(tiny_runs[("tied", 42)], expected_config=current)) == 21
 
 
 @pytest.mark.parametrize("section, values, message", [
@@ -227,7 +227,7 @@ def test_an_unavailable_device_is_one_line_naming_the_key():
     import torch
 
     from flannel.errors import ConfigError
-    from flannel.training import pick_device
+    from flannel.training.loop import pick_device
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
@@ -245,7 +245,7 @@ def test_a_config_that_records_no_embeddings_is_refused():
 
 
 def test_a_figure_the_experiment_cannot_draw_is_a_card_saying_why(tmp_path):
-    from flannel import figures
+    from flannel.report import figures
 
     seeds = {"tied": [42], "untied": [], "paired": [], "reference": 42}
     assert figures.missing("d_e_minus_w", seeds, ["embeddings"]) == "this experiment trains no untied run"
@@ -261,7 +261,7 @@ def test_a_figure_the_experiment_cannot_draw_is_a_card_saying_why(tmp_path):
 
 
 def test_a_killed_warm_up_is_cleared_by_the_next_replica(tiny_data, tmp_path):
-    from flannel.training import Run, train_replica
+    from flannel.training.loop import Run, train_replica
 
     out = tmp_path / "tied" / "seed42.safetensors"
     leftover = out.with_name(".warmup-seed42")
@@ -277,7 +277,7 @@ def test_a_recording_of_no_rows_is_refused_before_anything_is_written(tiny_data,
     import torch
 
     from flannel.errors import ConfigError
-    from flannel.training import Run, train_run
+    from flannel.training.loop import Run, train_run
 
     vocab_size = tiny_data["config"]["model"]["vocab_size"]
     every_token_live = {"dead_mask": torch.zeros(vocab_size, dtype=torch.bool), "live_mask": torch.ones(vocab_size, dtype=torch.bool),

@@ -11,7 +11,9 @@ import yaml
 
 from helpers import ROOT, dry_run_jobs, snakemake
 
-from flannel import analysis, figures
+from flannel.errors import AnalysisError
+from flannel.outputs import read_table
+from flannel.report import figures
 
 FIGURE_NAMES = sorted(figures.FIGURES)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -47,7 +49,7 @@ def test_workflow_tables_cover_every_recorded_step(workflow_run):
     steps = list(range(config["training"]["steps"] + 1))
     for tying in ("tied", "untied"):
         for seed in config["runs"][tying]:
-            table = analysis.read_table(workflow_run / "results" / "main" / "analysis" / tying / f"seed{seed}.tsv")
+            table = read_table(workflow_run / "results" / "main" / "analysis" / tying / f"seed{seed}.tsv")
             assert table["step"].tolist() == steps
             assert not table.filter(like="radius_centroid_mean").isna().any().any()
     text = (workflow_run / "results" / "main" / "analysis" / "tied" / "seed42.tsv").read_text()
@@ -158,7 +160,7 @@ def test_same_tables_give_the_same_png_bytes(workflow_run, tmp_path):
 
 
 def test_unknown_figure_is_refused_naming_the_output(tmp_path):
-    with pytest.raises(analysis.AnalysisError, match=r"z\.png: unknown figure 'z_nothing'"):
+    with pytest.raises(AnalysisError, match=r"z\.png: unknown figure 'z_nothing'"):
         figures.draw("z_nothing", {}, {"figures": {"dpi": 50}}, tmp_path / "z.png")
 
 
@@ -167,7 +169,7 @@ def zero_dead_config(workdir: Path) -> str:
     leave unused) trained on the demo model corpus, and that corpus plus a character the tokenizer never saw,
     so [UNK] occurs too. (A tokenizer trained on the model corpus itself still leaves dead tokens: [UNK] and
     capitals only ever merged into longer tokens.)"""
-    from flannel.corpus import demo_corpora
+    from flannel.data.corpus import demo_corpora
 
     config = yaml.safe_load((workdir / "config" / "test.yaml").read_text())
     text, _ = demo_corpora(0, config["data"]["demo_words"], 0)
@@ -183,7 +185,7 @@ def zero_dead_config(workdir: Path) -> str:
 def test_no_dead_token_draws_what_it_can_and_says_what_it_skipped(tmp_path):
     from helpers import copy_repo
 
-    from flannel.data import load_masks
+    from flannel.data.tokens import load_masks
 
     workdir = copy_repo(tmp_path / "repo")
     snakemake(workdir, "--cores", "2", "--configfile", zero_dead_config(workdir))
@@ -196,5 +198,5 @@ def test_no_dead_token_draws_what_it_can_and_says_what_it_skipped(tmp_path):
     assert "not drawn: live rows" not in log  # the live rows are all drawn
     first_step = (workdir / "results" / "main" / "report" / "first_step.html").read_text()
     assert "No dead token: every token of the vocabulary occurs in the training corpus" in first_step
-    table = analysis.read_table(workdir / "results" / "main" / "analysis" / "untied" / "seed42.tsv")
+    table = read_table(workdir / "results" / "main" / "analysis" / "untied" / "seed42.tsv")
     assert table.filter(like="_dead_").isna().all().all() and not table.filter(like="_live_").iloc[1:].isna().any().any()

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from flannel.findings import NO_UNTIED, findings_rows
+from flannel.report.findings import findings_rows, NO_UNTIED
 
 
 def run_table(sides: dict[str, dict]) -> pd.DataFrame:

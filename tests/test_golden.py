@@ -16,8 +16,8 @@ import struct
 import pytest
 from helpers import tiny_config, train_tiny
 
-from flannel.numerics import x86_64
 from flannel.recording import Recording
+from flannel.training.numerics import x86_64
 
 # (tying, compute_dtype) -> SHA-256 of the payload of config/test.yaml's seed-42 run (since grad_norms is recorded;
 # every tensor recorded before it kept its bytes).

@@ -1,4 +1,4 @@
-"""Lattice units and freeze phases (flannel.lattice) with known answers: ulps of hand-picked bf16 values (zero,
+"""Lattice units and freeze phases (flannel.analysis.lattice) with known answers: ulps of hand-picked bf16 values (zero,
 subnormal, binade edges), a row moved by exactly k ulps, a row frozen from step s, and the phase boundaries as
 last exits."""
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 from helpers import write_recording
 
-from flannel import lattice
+from flannel.analysis import lattice
 
 BF16 = torch.bfloat16
 

@@ -10,7 +10,7 @@ import pytest
 
 from helpers import ROOT, dry_run_jobs, snakemake
 
-from flannel import figures
+from flannel.report import figures
 
 
 def host_workflow(folder: Path, configfile: Path | None) -> Path:

@@ -6,7 +6,7 @@ notebooks' objective (skip_one). Two precisions:
   - bf16, the faithful path against the notebooks as written (`bf16=True`): this is what "faithful" means;
   - fp32, both sides' weights and compute in fp32 (the notebook model cast to fp32 instead of bf16).
 Why bitwise holds on any CPU: both sides run in this one process, after the same process-wide settings
-(flannel.training.make_deterministic: one thread, deterministic algorithms, the pinned portable kernels),
+(flannel.training.loop.make_deterministic: one thread, deterministic algorithms, the pinned portable kernels),
 and run the same aten ops on operands of the same shapes and memory layouts in the same order (GPT-2 with
 SDPA attention and no KV cache, ForCausalLMLoss on the same labels, clip_grad_norm_ over the same
 parameters, single-tensor AdamW, the linear LambdaLR). So whatever kernels a CPU picks, it picks the same
@@ -23,7 +23,7 @@ from helpers import tiny_config
 from notebook import TokenDataset, notebook_model, run_notebook
 
 from flannel.recording import Recording
-from flannel.training import Run, make_deterministic, train_run
+from flannel.training.loop import make_deterministic, Run, train_run
 
 STEPS, BATCH, SEQ_LEN, SEED = 8, 4, 16, 42
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}

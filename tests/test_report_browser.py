@@ -18,7 +18,7 @@ from matplotlib import image
 
 from helpers import snakemake
 
-from flannel import figures, tables
+from flannel.report import figures, tables
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # The report is a React app built from inline scripts; a few seconds of virtual time let it render.

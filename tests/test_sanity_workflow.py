@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from helpers import flip_byte, legacy_files, snakemake
-from flannel import checks
 from flannel.outputs import sha256_file
+from flannel.sanity import checks
 
 
 TARGET = "results/main/sanity/verdict.txt"

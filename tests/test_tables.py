@@ -8,8 +8,8 @@ from html.parser import HTMLParser
 import pandas as pd
 import pytest
 
-from flannel import tables
-from flannel.analysis import AnalysisError
+from flannel.errors import AnalysisError
+from flannel.report import tables
 
 
 class Cells(HTMLParser):

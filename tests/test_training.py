@@ -11,10 +11,11 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from helpers import ROOT, python_env, tiny_config, train_tiny
-from flannel.model import build_model, parameter_counts
-from flannel.recording import Recording, RecordingError
 from flannel.config import data_seed, run_config
-from flannel.training import TrainingError, window_batches
+from flannel.errors import TrainingError
+from flannel.recording import Recording, RecordingError
+from flannel.training.loop import window_batches
+from flannel.training.model import build_model, parameter_counts
 
 NOTEBOOK_MODEL = {"vocab_size": 10000, "n_positions": 128, "n_embd": 64, "n_layer": 2, "n_head": 2, "init_scale": 0.02,
                   "attention": "sdpa"}
@@ -124,8 +125,8 @@ def test_a_rerun_and_a_run_after_other_seeds_give_the_same_bytes(tiny_runs, tiny
 def test_a_fresh_process_gives_the_same_bytes(tiny_runs, tiny_data, tmp_path):
     code = (
         "import sys;"
-        "from flannel.numerics import pin_cpu_kernels; pin_cpu_kernels(True); import torch;"
-        "from helpers import tiny_config; from flannel.training import Run, train_run;"
+        "from flannel.training.numerics import pin_cpu_kernels; pin_cpu_kernels(True); import torch;"
+        "from helpers import tiny_config; from flannel.training.loop import Run, train_run;"
         "from safetensors.torch import load_file; from safetensors.numpy import load_file as load_np;"
         "ids = torch.from_numpy(load_np(sys.argv[2])['token_ids'].astype('int64'));"
         "train_run(tiny_config(), Run('untied', 42), ids, load_file(sys.argv[3]), sys.argv[4])"

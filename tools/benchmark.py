@@ -11,7 +11,7 @@ are printed, so that a busy patch of time does not land on one configuration onl
 
 Recording "off" is train_run with record_every = steps: the same code path, two records (0 and the last).
 Rows ending in "native" run with training.portable_numerics false (each CPU's fastest kernels); the others pin
-the portable kernels (flannel.numerics), as the workflow does by default.
+the portable kernels (flannel.training.numerics), as the workflow does by default.
 
     python tools/benchmark.py                 # notebook config: V=10000, D=64, 2 layers, 2 heads, seq 128, batch 32
     python tools/benchmark.py --quick         # small dims, a smoke run of every row
@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from flannel.numerics import PORTABLE_ENVIRONMENT  # noqa: E402  (imports nothing heavy)
+from flannel.training.numerics import PORTABLE_ENVIRONMENT  # noqa: E402  (imports nothing heavy)
 
 # name -> (kind, precision (param/compute), recording, description)
 CONFIGS = {
@@ -56,8 +56,8 @@ def model_config(args) -> dict:
 
 def prepare_data(args) -> Path:
     """Token ids of the corpus (the demo corpus unless --corpus), cached in --workdir."""
-    from flannel import data
-    from flannel.corpus import demo_corpora
+    from flannel.data import tokens
+    from flannel.data.corpus import demo_corpora
 
     folder = Path(args.workdir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -68,16 +68,16 @@ def prepare_data(args) -> Path:
         return ids_path
     if args.corpus:
         corpus = Path(args.corpus)
-        tokenizer = (data.load_tokenizer(args.tokenizer, args.vocab) if args.tokenizer
-                     else data.train_tokenizer(corpus, args.vocab))
+        tokenizer = (tokens.load_tokenizer(args.tokenizer, args.vocab) if args.tokenizer
+                     else tokens.train_tokenizer(corpus, args.vocab))
     else:
         model_text, tokenizer_text = demo_corpora(0, args.demo_words, args.demo_extra_words)
         corpus, tokenizer_corpus = folder / "demo_model.txt", folder / "demo_tokenizer.txt"
         corpus.write_text(model_text, encoding="utf-8")
         tokenizer_corpus.write_text(tokenizer_text, encoding="utf-8")
-        tokenizer = (data.load_tokenizer(args.tokenizer, args.vocab) if args.tokenizer
-                     else data.train_tokenizer(tokenizer_corpus, args.vocab))
-    data.save_token_ids(data.tokenize(corpus, tokenizer, args.vocab), ids_path)
+        tokenizer = (tokens.load_tokenizer(args.tokenizer, args.vocab) if args.tokenizer
+                     else tokens.train_tokenizer(tokenizer_corpus, args.vocab))
+    tokens.save_token_ids(tokens.tokenize(corpus, tokenizer, args.vocab), ids_path)
     return ids_path
 
 
@@ -107,8 +107,8 @@ def _rates(steps: int, first, last) -> dict:
 
 def worker_train_run(args, name: str, ids, out_folder: Path) -> dict:
     from flannel import config as flannel_config
-    from flannel import data
-    from flannel.training import Run, train_run
+    from flannel.data import tokens
+    from flannel.training.loop import Run, train_run
 
     _, (param_dtype, compute_dtype), recording, _ = CONFIGS[name]
     config = flannel_config.defaults()
@@ -120,12 +120,12 @@ def worker_train_run(args, name: str, ids, out_folder: Path) -> dict:
     config["recording"].update({"record_every": 1 if recording == "every" else args.steps, "rows": "all"})
     config = flannel_config.validate(config)
     clock = _StepClock()
-    log = logging.getLogger("flannel.training")
+    log = logging.getLogger("flannel.training.loop")
     log.addHandler(clock)
     log.setLevel(logging.INFO)
     log.propagate = False
     out = out_folder / "run.safetensors"
-    train_run(config, Run(args.tying, args.seed), ids, data.live_dead(ids, args.vocab), out)
+    train_run(config, Run(args.tying, args.seed), ids, tokens.live_dead(ids, args.vocab), out)
     size = out.stat().st_size
     out.unlink()
     return {**_rates(args.steps, clock.first, clock.last), "file_mb": size / 2**20}
@@ -136,8 +136,8 @@ def worker_plain(args, ids) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from flannel.model import build_model
-    from flannel.training import window_batches
+    from flannel.training.loop import window_batches
+    from flannel.training.model import build_model
 
     torch.set_num_threads(args.threads)
     model = build_model(model_config(args), args.tying == "tied", args.seed, torch.float32)
@@ -196,7 +196,7 @@ def portable(name: str) -> bool:
 
 
 def run_worker(args) -> None:
-    from flannel.numerics import pin_cpu_kernels
+    from flannel.training.numerics import pin_cpu_kernels
 
     pin_cpu_kernels(CONFIGS[args.worker][0] == "train_run" and portable(args.worker))  # before torch loads
     import torch

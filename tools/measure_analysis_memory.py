@@ -4,9 +4,9 @@ each must stay within 2 GB).
 Writes, with the streaming writer (tools/measure_check_memory.py's write_run), an untied run recording every
 quantity (1001 records x V=10000 x D=64, bf16: embeddings, grads, momentum and variance of E and W, about
 10 GB) and a tied one (about 5 GB, for the decomposition), then runs in a fresh process each what its rule's
-script runs: the analysis table (flannel.analysis.analyse_run), the Adam accounting (flannel.adam), the
-lattice tables (flannel.lattice) and the decomposition (flannel.analysis.decomposition), each writing its
-table(s). Prints each one's peak RSS, wall time and seconds per GiB of recording read. The files are deleted
+script runs: the analysis table (flannel.analysis.per_step.analyse_run), the Adam accounting
+(flannel.analysis.adam), the lattice tables (flannel.analysis.lattice) and the decomposition
+(flannel.analysis.per_step.decomposition), each writing its table(s). Prints each one's peak RSS, wall time and seconds per GiB of recording read. The files are deleted
 afterwards unless --keep.
 
     python tools/measure_analysis_memory.py [--dir /tmp] [--records 1001] [--vocab 10000] [--dim 64]
@@ -40,12 +40,12 @@ CHILD = """
 import json, resource, sys, time
 sys.path.insert(0, sys.argv[1])
 args = json.loads(sys.argv[2])
-from flannel import adam, analysis, lattice
+from flannel.analysis import adam, per_step, lattice
 from flannel.outputs import write_table
 started = time.perf_counter()
 name, runs, out = args["name"], args["runs"], args["out"]
 if name == "analyse_run":
-    write_table(analysis.analyse_run(runs["untied"], expected_config=args["expected"]), out + ".tsv")
+    write_table(per_step.analyse_run(runs["untied"], expected_config=args["expected"]), out + ".tsv")
 elif name == "adam_accounting":
     write_table(adam.adam_accounting(runs["untied"]), out + ".tsv")
 elif name == "lattice":
@@ -53,7 +53,7 @@ elif name == "lattice":
     write_table(steps, out + ".tsv")
     write_table(rows, out + ".rows.tsv")
 elif name == "decomposition":
-    write_table(analysis.decomposition(runs["tied"], runs["untied"], expected_config=args["expected"]), out + ".tsv")
+    write_table(per_step.decomposition(runs["tied"], runs["untied"], expected_config=args["expected"]), out + ".tsv")
 print(json.dumps({"seconds": time.perf_counter() - started,
                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """

@@ -2,8 +2,8 @@
 
 Writes, with the streaming writer, a tied reference run, a second sweep member and a byte-identical replica
 at the notebooks' scale (1001 records x V=10000 x D=64, bf16, `embeddings` and `grads`: about 2.6 GB each),
-then runs the check (flannel.report.sanity_report + flannel.render.write_report, as the rule does) in a fresh process and
-prints that process's peak RSS. The files are deleted afterwards unless --keep.
+then runs the check (flannel.sanity.report.sanity_report + flannel.sanity.render.write_report, as the rule
+does) in a fresh process and prints that process's peak RSS. The files are deleted afterwards unless --keep.
 
     python tools/measure_check_memory.py [--dir /tmp] [--records 1001] [--vocab 10000] [--dim 64] [--keep]
 """
@@ -32,8 +32,8 @@ CHILD = """
 import json, resource, sys, time
 sys.path.insert(0, sys.argv[1])
 from flannel.config import sanity_settings
-from flannel.render import write_report
-from flannel.report import sanity_report
+from flannel.sanity.render import write_report
+from flannel.sanity.report import sanity_report
 args = json.loads(sys.argv[2])
 started = time.perf_counter()
 runs = {tuple(k.split(":")[:1]) + (int(k.split(":")[1]),): p for k, p in args["runs"].items()}

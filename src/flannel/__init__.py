@@ -1,8 +1,15 @@
 """flannel: what happens to dead vocabulary tokens while a tiny GPT-2 trains.
 
-One module per concern (each module's docstring says which): config, corpus, data, model, numerics, training,
-recording, metrics, analysis, figures and plots, checks, legacy, report and render, codedigest, outputs, logs,
-errors.
+One subpackage per stage of the workflow's DAG, in DAG order, and at the top what every stage uses:
+
+- data: the corpus, the tokenizer, token ids and the live/dead masks (corpus, tokens).
+- training: the model, the numerics that decide a run's bytes, the training loop (model, numerics, loop).
+- sanity: the sanity checks and the sanity report (checks, legacy, report, render).
+- analysis: the per-run and per-pair tables read from the recordings (rows, metrics, per_step, adam,
+  lattice, epochs, distances).
+- report: the figure registry, the drawing, the report's tables, the findings and the summary across
+  experiments (figures, plots, tables, findings, experiments).
+- config, errors, logs, outputs, recording (the recording format), codedigest.
 """
 
 __version__ = "0.1.0"

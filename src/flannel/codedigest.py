@@ -15,36 +15,61 @@ from pathlib import Path
 PACKAGE = "flannel"
 
 
-def _imported(tree: ast.AST, current: str | None) -> set[str]:
-    """Package modules named by the import statements of one module (`current`: its name inside the
-    package, None for a script outside it)."""
+def _path(name: str, package_dir: Path) -> Path | None:
+    """The file of module `name` (dotted, inside the package; a subpackage is its __init__), None if none."""
+    base = package_dir.joinpath(*name.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _with_parents(name: str) -> set[str]:
+    """`name` and the subpackages above it: importing a.b runs a's __init__ first."""
+    parts = name.split(".")
+    return {".".join(parts[:end]) for end in range(1, len(parts) + 1)}
+
+
+def _imported(tree: ast.AST, current: str | None, is_package: bool, package_dir: Path) -> set[str]:
+    """Package modules (dotted names inside the package) named by the import statements of one module
+    (`current`: its dotted name, None for a script outside the package)."""
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found |= {alias.name.split(".")[1] for alias in node.names if alias.name.startswith(PACKAGE + ".")}
-        elif isinstance(node, ast.ImportFrom):
-            inside = node.level > 0 and current is not None
-            if node.module == PACKAGE or (inside and node.module is None):
-                found |= {alias.name for alias in node.names}  # from flannel import x / from . import x
-            elif node.module and node.module.startswith(PACKAGE + "."):
-                found.add(node.module.split(".")[1])
-            elif inside:
-                found.add(node.module.split(".")[0])
-    return found
+            found |= {alias.name.partition(".")[2] for alias in node.names if alias.name.startswith(PACKAGE + ".")}
+            continue
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level and current is not None:
+            parts = current.split(".") if is_package else current.split(".")[:-1]
+            base = parts[:len(parts) - node.level + 1]
+            module = ".".join(base + ([node.module] if node.module else []))
+        elif node.module == PACKAGE or (node.module or "").startswith(PACKAGE + "."):
+            module = node.module.partition(".")[2]
+        else:
+            continue
+        if module:
+            found.add(module)
+        # from a import b: b is a module of its own, or a name defined in a
+        found |= {f"{module}.{alias.name}".lstrip(".") for alias in node.names
+                  if _path(f"{module}.{alias.name}".lstrip("."), package_dir)}
+    return set().union(*map(_with_parents, found)) if found else set()
 
 
 def script_modules(script: str | Path, package_dir: str | Path) -> list[str]:
-    """The package modules `script` imports, directly or through other package modules, plus __init__."""
+    """The package modules `script` imports, directly or through other package modules, plus __init__;
+    dotted names inside the package (a subpackage stands for its __init__)."""
     package_dir = Path(package_dir)
-    pending = _imported(ast.parse(Path(script).read_text(encoding="utf-8")), None)
+    pending = _imported(ast.parse(Path(script).read_text(encoding="utf-8")), None, False, package_dir)
     modules = {"__init__"}
     while pending:
         name = pending.pop()
-        path = package_dir / f"{name}.py"
-        if name in modules or not path.is_file():
-            continue  # a name imported from __init__ that is not a module of its own
+        path = _path(name, package_dir)
+        if name in modules or path is None:
+            continue
         modules.add(name)
-        pending |= _imported(ast.parse(path.read_text(encoding="utf-8")), name)
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        pending |= _imported(tree, name, path.name == "__init__.py", package_dir)
     return sorted(modules)
 
 
@@ -60,8 +85,10 @@ def _without_docstrings(tree: ast.AST) -> ast.AST:
 
 def code_digest(script: str | Path, package_dir: str | Path) -> str:
     """A digest of the code of every package module `script` runs (comments and docstrings excluded)."""
+    package_dir = Path(package_dir)
     digest = hashlib.sha256()
     for name in script_modules(script, package_dir):
-        tree = _without_docstrings(ast.parse((Path(package_dir) / f"{name}.py").read_text(encoding="utf-8")))
+        path = package_dir / "__init__.py" if name == "__init__" else _path(name, package_dir)
+        tree = _without_docstrings(ast.parse(path.read_text(encoding="utf-8")))
         digest.update(f"{name}\0{ast.dump(tree)}\0".encode())
     return digest.hexdigest()[:16]

@@ -237,7 +237,7 @@ def replica_warmup_seed(config: dict) -> int:
 
 
 def sanity_settings(config: dict) -> dict:
-    """What the sanity checks need of the config (flannel.report)."""
+    """What the sanity checks need of the config (flannel.sanity.report)."""
     return {"reference_seed": config["runs"]["reference_seed"], "warmup_seed": replica_warmup_seed(config),
             "steps": config["training"]["steps"], "record_every": config["recording"]["record_every"],
             "compare_steps": config["sanity"]["compare_steps"], "init_scale": config["model"]["init_scale"],

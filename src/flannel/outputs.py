@@ -8,6 +8,8 @@ import json
 import os
 from pathlib import Path
 
+from .errors import AnalysisError
+
 
 @contextlib.contextmanager
 def atomic_output(path: str | Path):
@@ -54,6 +56,20 @@ def write_table(table, path: str | Path) -> None:
     """A pandas table as TSV, floats to 9 significant digits (exact for float32), NaN spelled out."""
     with atomic_output(path) as partial:
         table.to_csv(partial, sep="\t", index=False, float_format="%.9g", na_rep="NaN")
+
+
+def read_table(path: str | Path, required=("step",)) -> pd.DataFrame:
+    """An analysis table, refused with a one-line error naming the file if it lacks `required` columns."""
+    import pandas as pd  # only the jobs that read tables load pandas; every job writes through this module
+
+    try:
+        table = pd.read_csv(path, sep="\t")
+    except (OSError, ValueError) as error:
+        raise AnalysisError(f"{path}: unreadable analysis table ({' '.join(str(error).split())[:120]})") from None
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        raise AnalysisError(f"{path}: analysis table lacks column(s) {', '.join(missing)}; rerun its analysis")
+    return table
 
 
 def sha256_file(path: str | Path) -> str:

@@ -1,5 +1,5 @@
 # One run's Adam accounting table (rule adam_accounting): the replay of every step and the lost updates.
-from flannel import adam
+from flannel.analysis import adam
 from flannel.logs import script_logging
 from flannel.outputs import write_table
 

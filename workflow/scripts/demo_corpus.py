@@ -1,5 +1,5 @@
 # The generated demo corpora (rule demo_corpus): the model corpus and the tokenizer corpus with its extra material.
-from flannel.corpus import demo_corpora
+from flannel.data.corpus import demo_corpora
 from flannel.logs import script_logging
 from flannel.outputs import write_text
 

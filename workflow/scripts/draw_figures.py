@@ -1,8 +1,8 @@
-# Every figure of one experiment (rule figures): each named output is drawn as flannel.figures registers it.
+# Every figure of one experiment (rule figures): each named output is drawn as flannel.report.figures registers it.
 import json
 
-from flannel import figures
 from flannel.logs import script_logging
+from flannel.report import figures
 
 with script_logging(snakemake.log[0]) as log:
     # Named inputs arrive as Snakemake's Namedlists; the package takes plain lists of paths.

@@ -2,9 +2,9 @@
 # smoothed, and the fraction of dead rows still moving.
 import json
 
-from flannel import epochs
-from flannel.analysis import read_table
+from flannel.analysis import epochs
 from flannel.logs import script_logging
+from flannel.outputs import read_table
 from flannel.outputs import write_table
 
 with script_logging(snakemake.log[0]) as log:

@@ -1,8 +1,9 @@
 # The epochs of the dead cloud across runs (rule epochs_table): one row per run and matrix, the median and
 # range per matrix, and the report's HTML table.
-from flannel import epochs, tables
+from flannel.analysis import epochs
 from flannel.logs import script_logging
 from flannel.outputs import write_table, write_text
+from flannel.report import tables
 
 with script_logging(snakemake.log[0]) as log:
     table = epochs.epoch_table(snakemake.params.run_ids, list(snakemake.input.series), list(snakemake.input.rows),

@@ -1,10 +1,10 @@
 # The summary across experiments (rule experiments_summary): a row per run, as TSV and HTML, and its figures.
 import json
 
-from flannel import experiments, plots
 from flannel.logs import script_logging
 from flannel.outputs import write_table, write_text
-from flannel.tables import html_table
+from flannel.report import experiments, plots
+from flannel.report.tables import html_table
 
 with script_logging(snakemake.log[0]) as log:
     settings = json.loads(snakemake.params.settings)

@@ -1,7 +1,7 @@
 # One run's lattice tables (rule lattice): per step the hop norms and phase fractions, per row its phase starts.
 import json
 
-from flannel import lattice
+from flannel.analysis import lattice
 from flannel.logs import script_logging
 from flannel.outputs import write_table
 

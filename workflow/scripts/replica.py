@@ -3,7 +3,7 @@ import json
 
 from flannel.config import experiment_config
 from flannel.logs import script_logging
-from flannel.numerics import pin_cpu_kernels
+from flannel.training.numerics import pin_cpu_kernels
 
 with script_logging(snakemake.log[0]) as log:
     config = json.loads(snakemake.params.training)
@@ -12,14 +12,14 @@ with script_logging(snakemake.log[0]) as log:
     experiment = experiment_config(snakemake.config, snakemake.wildcards.experiment)
     config["training"]["log_every"] = experiment["training"]["log_every"]
     pin_cpu_kernels(config["training"]["portable_numerics"])  # before torch loads
-    from flannel import data
+    from flannel.data import tokens
     from flannel.outputs import sha256_file
-    from flannel.training import Run, train_replica
+    from flannel.training.loop import Run, train_replica
 
-    ids = data.load_token_ids(snakemake.input.token_ids, config["model"]["vocab_size"])
+    ids = tokens.load_token_ids(snakemake.input.token_ids, config["model"]["vocab_size"])
     run = Run(snakemake.wildcards.tying, int(snakemake.wildcards.seed))
     warmup_seed = snakemake.params.warmup_seed
     log.info("warm-up seed %d first, then the replica of %s seed %d, in this process", warmup_seed, run.tying, run.seed)
-    result = train_replica(config, run, ids, data.load_masks(snakemake.input.masks), snakemake.output.run,
+    result = train_replica(config, run, ids, tokens.load_masks(snakemake.input.masks), snakemake.output.run,
                            warmup_seed=warmup_seed, token_ids_sha256=sha256_file(snakemake.input.token_ids))
     log.info("final state sha256 %s", result["state_sha256_final"])

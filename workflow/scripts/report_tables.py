@@ -1,7 +1,7 @@
 # The report's tables of one experiment (rule report_tables): one summary row per run, the first step explained,
 # and the findings page (notebook 1.20b's next steps answered).
-from flannel import tables
 from flannel.logs import script_logging
+from flannel.report import tables
 
 with script_logging(snakemake.log[0]) as log:
     tables.write_run_summary(snakemake.params.run_ids, list(snakemake.input.runs), snakemake.output.run_summary)

@@ -3,8 +3,8 @@
 import json
 
 from flannel.logs import script_logging
-from flannel.render import write_report
-from flannel.report import sanity_report
+from flannel.sanity.render import write_report
+from flannel.sanity.report import sanity_report
 
 with script_logging(snakemake.log[0]) as log:
     params, inputs = snakemake.params, snakemake.input

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from flannel.logs import script_logging
 from flannel.outputs import write_text
-from flannel.report import enforce
+from flannel.sanity.report import enforce
 
 with script_logging(snakemake.log[0]) as log:
     report = json.loads(Path(snakemake.input.report).read_text(encoding="utf-8"))

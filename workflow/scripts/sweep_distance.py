@@ -1,7 +1,7 @@
 # The sweep's pairwise row distances (rule sweep_distance): per step and pair of tied runs, dead and live rows apart.
 import json
 
-from flannel import distances
+from flannel.analysis import distances
 from flannel.logs import script_logging
 from flannel.outputs import write_table
 

@@ -2,7 +2,7 @@
 # and every dead row's distance per step for the heatmap.
 import json
 
-from flannel import distances
+from flannel.analysis import distances
 from flannel.logs import script_logging
 from flannel.outputs import write_table
 

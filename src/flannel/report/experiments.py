@@ -8,7 +8,8 @@ differs between experiments, then `final_loss` and, for the dead rows of W (the 
   W_dead_centroid_norm_last                                norm of the dead centroid at the last step
   W_dead_fraction_moved_last                               fraction of dead rows that moved at the last step
   W_dead_freeze_onset                                      first step after which analysis.freeze_fraction of the
-                                                           dead rows never move again (flannel.epochs; NaN: never)
+                                                           dead rows never move again (flannel.analysis.epochs;
+                                                           NaN: never)
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import math
 
 import pandas as pd
 
-from .analysis import read_table
+from ..outputs import read_table
 
 LAST = {  # summary column: (analysis column, record)
     "W_dead_radius_centroid_t0": ("W_dead_radius_centroid_mean", 0),
@@ -57,7 +58,7 @@ def summary_row(experiment: str, tying: str, seed: int, table_path, epochs: pd.D
 def summary_table(runs: list[tuple[str, str, int]], table_paths: list[str], epoch_paths: dict[str, str],
                   experiments: dict[str, dict]) -> pd.DataFrame:
     """`runs`: (experiment, tying, seed) of each analysis table, in the same order as `table_paths`;
-    `epoch_paths`: each experiment's epochs table (flannel.epochs); `experiments`: each experiment's resolved
+    `epoch_paths`: each experiment's epochs table (flannel.analysis.epochs); `experiments`: each experiment's resolved
     training sections."""
     differing = differing_values(experiments)
     epochs = {name: read_table(path, ("seed", "matrix", "freeze_onset")) for name, path in epoch_paths.items()}

@@ -8,7 +8,7 @@ last moves, per run and recorded matrix (tied: W; untied: E and W), read from a 
                     each mean radius (|r(t) - r(t')| / (t - t')), speeds smoothed by a centred moving average
                     over `speed_window` records, so a single noisy step does not decide it
   freeze onset      the first step from which at least `freeze_fraction` of the dead rows never move again
-                    (each row's `frozen_from` in the lattice rows table, flannel.lattice)
+                    (each row's `frozen_from` in the lattice rows table, flannel.analysis.lattice)
   last motion       the last step at which any dead row moved (the rows table's `last_move`)
 
 A step that does not exist (no contraction, no motion, no dead rows, too few rows ever freeze) is NaN.
@@ -29,10 +29,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .analysis import read_table
-from .errors import AnalysisError
+from ..errors import AnalysisError
+from ..outputs import read_table
+from ..recording import Recording
 from .metrics import cloud, rows64
-from .recording import Recording
 from .rows import dead_rows, sides
 
 RADII = ("radius_centroid", "radius_origin")

@@ -16,8 +16,8 @@ from safetensors.numpy import load_file as load_numpy
 from safetensors.numpy import save_file as save_numpy
 from safetensors.torch import save_file as save_torch
 
-from .errors import DataError
-from .outputs import atomic_output, write_json
+from ..errors import DataError
+from ..outputs import atomic_output, write_json
 
 SPECIAL_TOKENS = ["[UNK]"]
 

@@ -1,9 +1,9 @@
-"""The sanity report written out: JSON as assembled (flannel.report), markdown for people, and the manifest
+"""The sanity report written out: JSON as assembled (flannel.sanity.report), markdown for people, and the manifest
 of the run files as TSV."""
 
 from __future__ import annotations
 
-from .outputs import write_json, write_text, write_tsv
+from ..outputs import write_json, write_text, write_tsv
 
 
 def write_report(report: dict, json_path, md_path, manifest_path) -> None:

@@ -20,10 +20,10 @@ import pandas as pd
 import torch
 from safetensors.torch import save_file
 
-from .errors import AnalysisError
+from ..errors import AnalysisError
+from ..outputs import atomic_output
+from ..recording import Recording
 from .metrics import row_norms
-from .outputs import atomic_output
-from .recording import Recording
 from .rows import dead_rows, group_masks, require_matching
 
 STATISTICS = ("mean", "median", "max")

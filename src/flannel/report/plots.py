@@ -1,4 +1,4 @@
-"""Drawing the figures of the dead-token analysis (flannel.figures lists them), from the per-run tables and,
+"""Drawing the figures of the dead-token analysis (flannel.report.figures lists them), from the per-run tables and,
 for the per-row views, from the reference recordings. Each figure is a function of `inputs` (name -> list of
 paths, as the figure rule lists them) and `settings` (the seeds and the figures config section) returning a
 matplotlib Figure.
@@ -17,18 +17,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from . import analysis  # noqa: E402
-from .analysis import read_table  # noqa: E402
-from .errors import AnalysisError  # noqa: E402
-from .rows import GROUPS  # noqa: E402
-from .outputs import atomic_output  # noqa: E402
+from ..analysis import per_step  # noqa: E402
+from ..analysis.rows import GROUPS  # noqa: E402
+from ..errors import AnalysisError  # noqa: E402
+from ..outputs import atomic_output, read_table  # noqa: E402
 
 COLORS = {"tied W": "C0", "untied W": "C1", "untied E": "C2"}
 GROUP_STYLE = {"dead": "-", "live": "--"}
 GROUP_COLORS = {"dead": "C3", "live": "0.45"}
 STEP = "optimizer step"
 NORM = "L2 norm (weight units)"
-log = logging.getLogger("flannel.plots")
+log = logging.getLogger("flannel.report.plots")
 
 
 # ---- reading and plotting helpers ------------------------------------------------------------------------------
@@ -200,7 +199,7 @@ def ecdf(ax, values: np.ndarray, **style) -> None:
 
 def displacements(inputs: dict, settings: dict):
     """e. Cumulative distributions of each row's displacement from t=0 at the last step, dead vs live."""
-    views = [(label, *analysis.last_displacements(path, side)) for label, path, side in reference_views(inputs)]
+    views = [(label, *per_step.last_displacements(path, side)) for label, path, side in reference_views(inputs)]
     fig, axes = plt.subplots(1, len(views), figsize=(4.6 * len(views), 4.2), sharex=True, sharey=True, squeeze=False)
     for ax, (label, moved, dead) in zip(axes[0], views):
         for group, mask in (("dead", dead), ("live", ~dead)):
@@ -246,7 +245,7 @@ def decomposition_residuals(inputs: dict, settings: dict):
 def pca(inputs: dict, settings: dict):
     """g. The rows projected on the top two principal directions of the last step, at a few steps."""
     views = [view for view in reference_views(inputs) if view[2] == "W"]
-    projections = [analysis.pca_projections(path, side, settings["figures"]["pca_steps"]) for _, path, side in views]
+    projections = [per_step.pca_projections(path, side, settings["figures"]["pca_steps"]) for _, path, side in views]
     n_steps = max(len(coordinates) for coordinates, _, _ in projections)
     fig, axes = plt.subplots(len(views), n_steps, figsize=(3.3 * n_steps, 3.3 * len(views)), squeeze=False)
     for row, ((label, _, _), (coordinates, dead, explained)) in enumerate(zip(views, projections)):
@@ -431,7 +430,7 @@ def step_axis(ax, last_step) -> None:
 def cloud_epochs(inputs: dict, settings: dict):
     """m. Per matrix: the dead cloud's two radii with the inhale marked, the smoothed speeds of its centroid and
     radii with their peaks, and the fraction of dead rows still moving with the freeze onset and last motion."""
-    from .epochs import RADII
+    from ..analysis.epochs import RADII
 
     entries = matrices(inputs, "epochs_")
     found = [read_table(path, ("run", "matrix")) for path in inputs.get("epochs_table", [])]
@@ -496,7 +495,7 @@ def tied_untied_distance(inputs: dict, settings: dict):
     step the mean, median and max over dead and live rows for every paired seed."""
     from matplotlib.colors import LogNorm
 
-    from .distances import read_rows
+    from ..analysis.distances import read_rows
 
     fig, (heat, lines) = plt.subplots(1, 2, figsize=(14, 5), gridspec_kw={"width_ratios": [1.2, 1]})
     found = [read_table(path, ("step", "dead_mean", "live_mean")) for path in inputs.get("distances", [])]

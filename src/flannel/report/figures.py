@@ -1,6 +1,6 @@
 """The figure registry: every figure's name, report category, what it shows, what it needs of the config and
-which function of flannel.plots draws it. Its caption is workflow/report/<name>.rst. The rules read this
-registry when Snakemake parses the workflow, so it imports nothing heavy; drawing happens in flannel.plots.
+which function of flannel.report.plots draws it. Its caption is workflow/report/<name>.rst. The rules read this
+registry when Snakemake parses the workflow, so it imports nothing heavy; drawing happens in flannel.report.plots.
 """
 
 from __future__ import annotations
@@ -8,14 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import AnalysisError
+from ..errors import AnalysisError
 
 
 @dataclass(frozen=True)
 class Figure:
     category: str  # the report's category
     shows: str  # the report's label
-    function: str  # the flannel.plots function that draws it
+    function: str  # the flannel.report.plots function that draws it
     needs: str = ""  # "untied": an untied run; "pair": a seed trained both tied and untied; "sweep": two tied
     # seeds or more; "": nothing more
     quantities: tuple[str, ...] = ("embeddings",)  # the recorded matrices it draws from
@@ -43,7 +43,7 @@ FIGURES = {
                                needs="sweep"),
 }
 
-# Drawn once from the summary across experiments (flannel.experiments), into results/experiments/figures/.
+# Drawn once from the summary across experiments (flannel.report.experiments), into results/experiments/figures/.
 ACROSS_EXPERIMENTS = {
     "experiments_dead_cloud": Figure("Across experiments", "dead-cloud radii of every experiment", "experiments_dead_cloud"),
     "experiments_final_state": Figure("Across experiments", "final dead-cloud radius against the swept values",

@@ -23,15 +23,16 @@ import torch
 from transformers import get_constant_schedule_with_warmup, get_linear_schedule_with_warmup
 from transformers.loss.loss_utils import ForCausalLMLoss
 
-from . import __version__, numerics
-from .config import data_seed, init_seed, training_json
-from .data import check_windows
-from .errors import ConfigError, TrainingError
+from .. import __version__
+from ..config import data_seed, init_seed, training_json
+from ..data.tokens import check_windows
+from ..errors import ConfigError, TrainingError
+from ..outputs import write_tsv
+from ..recording import RunRecorder
+from . import numerics
 from .model import DTYPES, build_model, embedding_E, state_sha256, unembedding_W
-from .outputs import write_tsv
-from .recording import RunRecorder
 
-log = logging.getLogger("flannel.training")
+log = logging.getLogger("flannel.training.loop")
 IGNORE = -100
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ def pick_device(name: str) -> torch.device:
 
 def make_deterministic(training: dict) -> None:
     """Process-wide settings that fix the bytes: deterministic algorithms, no TF32, the configured thread
-    count, and (portable_numerics) the CPU kernels every x86-64 CPU runs alike (flannel.numerics)."""
+    count, and (portable_numerics) the CPU kernels every x86-64 CPU runs alike (flannel.training.numerics)."""
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True)
     torch.backends.cuda.matmul.allow_tf32 = False

@@ -1,5 +1,5 @@
 """The sanity checks of notebook 1.22e, each implemented once and run on both subjects: this workflow's runs
-(flannel.report) and the notebooks' own files (flannel.legacy).
+(flannel.sanity.report) and the notebooks' own files (flannel.sanity.legacy).
 
 A check takes lazy views of recordings (`Series`: one embedding matrix of one run, read one record at a
 time, so memory does not grow with the length or the number of the recordings) and returns its entry of
@@ -15,11 +15,11 @@ from pathlib import Path
 
 import torch
 
-from . import adam
-from .errors import RecordingError, SanityError
-from .metrics import cloud
-from .outputs import display
-from .recording import Recording, tensor_digests
+from ..analysis import adam
+from ..analysis.metrics import cloud
+from ..errors import RecordingError, SanityError
+from ..outputs import display
+from ..recording import Recording, tensor_digests
 
 CHECKS = {  # name: (number, title)
     "dead_indices": (1, "Dead indices equal the canonical masks"),
@@ -414,7 +414,7 @@ def check_manifest(paths, root=".") -> dict:
 
 
 def check_adam_replay(tables: dict[str, tuple], labels: dict[str, str]) -> dict:
-    """Each run's Adam accounting table (flannel.adam: every step replayed from the recording alone, W_t from
+    """Each run's Adam accounting table (flannel.analysis.adam: every step replayed from the recording alone, W_t from
     W_(t-1) and the recorded moments, m_t and v_t from the previous moments, the pre-clip grad and norm, with
     torch's single-tensor AdamW arithmetic in the parameter dtype): every element of every step must have been
     rebuilt bitwise. `tables` maps a run's name to (its table, whether it is tied). A recording that cannot be

@@ -1,6 +1,6 @@
 """Metrics on one matrix whose rows are token vectors (a cloud of rows, a group's displacement, Adam's step
 size, the under-trained-token indicators), computed in float64 so bf16 inputs lose nothing more. The per-run
-tables (flannel.analysis) and the sanity checks (flannel.checks) both use them.
+tables (flannel.analysis.per_step) and the sanity checks (flannel.sanity.checks) both use them.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .recording import Recording
+from ..recording import Recording
 from .rows import dead_rows, group_masks, sides
 
 SUBNORMAL_ULP = 2.0**-133

@@ -1,7 +1,7 @@
 """Per-run analysis tables of the dead and live rows, computed from a recording one record at a time.
 
 Memory stays bounded by a few [rows, D] matrices per side (record 0, the previous record and the current
-one), whatever the number of records. The metrics are small functions on tensors (flannel.metrics).
+one), whatever the number of records. The metrics are small functions on tensors (flannel.analysis.metrics).
 Rows are grouped by the recording's own `dead_indices`, so a table always matches the masks its run trained
 with.
 
@@ -13,7 +13,8 @@ matrix M (tied: W; untied: E and W) and group G (dead, live), `M_G_<metric>`:
   sd_per_dim                                  per-dimension standard deviation, sqrt(mean_d var_d)
   {origin,centroid}_{outward,inward,no_radial}  fraction of rows whose step since the previous record moved
                                               them outward, inward, or not at all radially, about the origin or
-                                              about the group's previous centroid (flannel.metrics.radial_counts)
+                                              about the group's previous centroid
+                                              (flannel.analysis.metrics.radial_counts)
   {origin,centroid}_radial_mean               mean over the rows that moved of (dw . w_hat) / |dw|
   displacement_from_init, displacement_step   mean over rows of ||row - row at t=0|| and of ||row - previous||
   fraction_moved                              fraction of rows with any element changed since the previous record
@@ -34,10 +35,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .errors import AnalysisError
+from ..errors import AnalysisError
+from ..recording import Recording
 from .metrics import (adam_step, cloud, fraction_moved, indicator_aucs, mean_or_nan, mean_row_norm,
                       principal_axes, radial_counts, row_norms, rows64)
-from .recording import Recording
 from .rows import dead_rows, group_masks, require_matching, scheduled_lr, sides
 
 
@@ -168,16 +169,3 @@ def pca_projections(path: str | Path, side: str, steps) -> tuple[dict[int, np.nd
     basis, explained = vectors[:, [-1, -2]], (values[[-1, -2]] / values.sum()).numpy()
     coordinates = {s: ((rows64(recording.record(key, recorded.index(s))) - mean) @ basis).numpy() for s in wanted}
     return coordinates, dead_rows(recording).numpy(), explained
-
-
-
-def read_table(path: str | Path, required=("step",)) -> pd.DataFrame:
-    """An analysis table, refused with a one-line error naming the file if it lacks `required` columns."""
-    try:
-        table = pd.read_csv(path, sep="\t")
-    except (OSError, ValueError) as error:
-        raise AnalysisError(f"{path}: unreadable analysis table ({' '.join(str(error).split())[:120]})") from None
-    missing = [c for c in required if c not in table.columns]
-    if missing:
-        raise AnalysisError(f"{path}: analysis table lacks column(s) {', '.join(missing)}; rerun its analysis")
-    return table

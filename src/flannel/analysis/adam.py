@@ -10,7 +10,7 @@ every operation on tensors of the moments' dtype (training.optimizer_state_dtype
 each intermediate rounds as it did in training, and W_t rounded once into the weights' dtype. W_t is
 rebuilt from the recorded m_t and v_t (so a wrong moment shows at its own step); m_t and v_t from the recorded
 previous moments, the recorded pre-clip grad and the recorded pre-clip global norm (`grad_norms`). lr is the
-config's schedule (flannel.rows.scheduled_lr). The replay closes bitwise only where consecutive steps were
+config's schedule (flannel.analysis.rows.scheduled_lr). The replay closes bitwise only where consecutive steps were
 recorded in a dtype that holds the optimizer state exactly; elsewhere its columns are NaN.
 
 Lost updates: the exact update -lr/(1 - beta1^t) m_t / (sqrt(v_t / (1 - beta2^t)) + eps), computed in float64
@@ -36,9 +36,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .errors import AnalysisError
-from .model import DTYPES
-from .recording import Recording
+from ..errors import AnalysisError
+from ..recording import Recording
+from ..training.model import DTYPES
 from .rows import dead_rows, group_masks, scheduled_lr, sides
 
 QUANTITIES = ("momentum", "variance", "weights")  # the order within a step in which a replay can fail
@@ -199,17 +199,6 @@ def _lost(side: str, now: dict, before: dict | None, dead: torch.Tensor, *, lr: 
 def adam_accounting(path: str | Path) -> pd.DataFrame:
     """The accounting table of one recording (see the module docstring)."""
     return pd.DataFrame(list(accounting_rows(Recording(path))))
-
-
-def read_accounting(path: str | Path) -> pd.DataFrame:
-    """An accounting table as written by the adam_accounting rule, refused in one line naming the file."""
-    try:
-        table = pd.read_csv(path, sep="\t")
-    except (OSError, ValueError) as error:
-        raise AnalysisError(f"{path}: unreadable Adam accounting table ({' '.join(str(error).split())[:120]})") from None
-    if "step" not in table.columns:
-        raise AnalysisError(f"{path}: not an Adam accounting table (no step column); rerun its rule")
-    return table
 
 
 def first_failure(row: dict, tied: bool) -> tuple[str, float] | None:

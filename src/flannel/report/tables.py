@@ -10,8 +10,7 @@ import math
 from pathlib import Path
 from statistics import median
 
-from .analysis import read_table
-from .outputs import write_text
+from ..outputs import read_table, write_text
 
 # token_stats.json's keys, in the order and with the words the table shows.
 TOKEN_STATS = {
@@ -138,7 +137,7 @@ def write_run_summary(runs: list[tuple[str, int]], table_paths: list[str], outpu
 
 def write_findings(runs: list[tuple[str, int]], table_paths: list[str], decomposition_paths: list[str],
                    output: str | Path) -> None:
-    """Notebook 1.20b's four next steps, answered with this experiment's numbers (flannel.findings)."""
+    """Notebook 1.20b's four next steps, answered with this experiment's numbers (flannel.report.findings)."""
     from .findings import findings_rows
 
     found = {"tied": [], "untied": []}

@@ -1,10 +1,10 @@
-"""The sanity report: this workflow's runs as a subject of the checks (flannel.checks), the notebooks' files
-when the config names them (flannel.legacy), the report assembled, and its verdict.
+"""The sanity report: this workflow's runs as a subject of the checks (flannel.sanity.checks), the notebooks' files
+when the config names them (flannel.sanity.legacy), the report assembled, and its verdict.
 
 In this workflow the tied runs of the config's seeds are the sweep ("Flannel 3") and its reference-seed
 member is the reference ("Flannel 1"). Every run trains in its own job, so the sweep member and the
 reference are one file; the run that can show state leaking between runs is the replica, retrained after
-another seed in one process (flannel.training.train_replica). So checks 3, 4 and 7 compare each reference
+another seed in one process (flannel.training.loop.train_replica). So checks 3, 4 and 7 compare each reference
 run with its replica.
 
 `settings` (flannel.config.sanity_settings) holds what the checks need of the config: reference_seed,
@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import torch
 
+from ..analysis import adam
+from ..errors import RecordingError, ReproducibilityError, SanityError
+from ..outputs import display, read_table
 from .checks import (check_adam_replay, check_dead_indices, check_initial_state, check_manifest, check_radius, check_record_counts,
                      check_replicas, check_step_differences, check_sweep_distinct, load_dead_indices, open_recording,
                      run_series)
-from . import adam
-from .errors import RecordingError, ReproducibilityError, SanityError
 from .legacy import legacy_checks
-from .outputs import display
 
 
 def _open_run(path, tying: str, expected_config: dict | None, root):
@@ -39,7 +39,7 @@ def workflow_checks(settings: dict, runs: dict, replicas: dict, canonical: torch
     """The nine checks on this workflow's runs; `runs` and `replicas` map (tying, seed) to a recording path,
     `accounting` to its Adam accounting table (the adam_accounting rule's; made here when not given).
     With `expected_config` (the training sections the rule expects), a run recorded under another is refused."""
-    accounting = ({key: adam.read_accounting(path) for key, path in accounting.items()} if accounting is not None
+    accounting = ({key: read_table(path) for key, path in accounting.items()} if accounting is not None
                   else {key: adam.adam_accounting(path) for key, path in runs.items()})
     runs = {key: _open_run(path, key[0], expected_config, root) for key, path in runs.items()}
     replicas = {key: _open_run(path, key[0], expected_config, root) for key, path in replicas.items()}

@@ -1,5 +1,5 @@
 """The notebooks' own recordings as a subject of the sanity checks: reading the 1.20a (Flannel 1) and 1.20c
-(Flannel 3) layouts into lazy series, and running the checks of flannel.checks on them.
+(Flannel 3) layouts into lazy series, and running the checks of flannel.sanity.checks on them.
 
 1.20a: `embeddings` [T, V, D] and `n_dead`. 1.20c: `embeddings` [R, T, n_dead, D] (dead rows only),
 `dead_indices`, `n_dead`, `n_runs`, `base_seed`. The notebooks recorded every step, so record i is step i.
@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import SanityError
+from ..outputs import display
+from ..recording import Recording
 from .checks import (Series, check_dead_indices, check_initial_state, check_manifest, check_radius,
                      check_record_counts, check_step_differences, check_sweep_distinct, open_recording)
-from .errors import SanityError
-from .outputs import display
-from .recording import Recording
 
 LAYOUTS = {"1.20a": (("embeddings", "n_dead"), 3), "1.20c": (("embeddings", "dead_indices", "n_dead", "n_runs", "base_seed"), 4)}
 
@@ -75,7 +75,7 @@ def open_legacy(path, layout: str, root=".") -> Legacy:
 
 
 def legacy_checks(settings: dict, flannel1, flannel3, canonical: torch.Tensor, root=".") -> dict:
-    """Checks 1-6 and 8 on the notebooks' files; `settings` as for flannel.report.sanity_report."""
+    """Checks 1-6 and 8 on the notebooks' files; `settings` as for flannel.sanity.report.sanity_report."""
     f1 = open_legacy(flannel1, "1.20a", root) if flannel1 else None
     f3 = open_legacy(flannel3, "1.20c", root) if flannel3 else None
     files = [f for f in (f1, f3) if f]

@@ -1,14 +1,15 @@
 """What a recording's rows and steps mean, shared by every analysis of it: the dead and live groups of the
 recorded rows, the recorded matrices (tied W, untied E and W), and the LR each optimizer step ran at under the
-config's schedule. Kept apart from the tables (flannel.analysis) so that the Adam replay (flannel.adam, which the
-sanity check runs) and the lattice analysis depend on these definitions only, not on the table code."""
+config's schedule. Kept apart from the tables (flannel.analysis.per_step) so that the Adam replay
+(flannel.analysis.adam, which the sanity check runs) and the lattice analysis depend on these definitions
+only, not on the table code."""
 
 from __future__ import annotations
 
 import torch
 
-from .errors import AnalysisError
-from .recording import Recording
+from ..errors import AnalysisError
+from ..recording import Recording
 
 GROUPS = ("dead", "live")
 

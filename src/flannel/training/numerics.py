@@ -15,7 +15,7 @@ import os
 import platform
 import sys
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 # Read when torch (ATen) and MKL load.
 PORTABLE_ENVIRONMENT = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2"}
@@ -35,7 +35,7 @@ def pin_cpu_kernels(portable: bool) -> None:
     if wrong and "torch" in sys.modules:
         raise ConfigError("config key 'training.portable_numerics': torch was imported before the CPU kernels were "
                           f"pinned ({', '.join(f'{k}={v}' for k, v in wrong.items())}); call "
-                          "flannel.numerics.pin_cpu_kernels first")
+                          "flannel.training.numerics.pin_cpu_kernels first")
     os.environ.update(PORTABLE_ENVIRONMENT)
 
 
@@ -51,7 +51,7 @@ def apply(portable: bool) -> None:
     if capability != "AVX2" or os.environ.get("MKL_CBWR") != PORTABLE_ENVIRONMENT["MKL_CBWR"]:
         raise ConfigError("config key 'training.portable_numerics': this process runs ATen's "
                           f"{capability} kernels with MKL_CBWR={os.environ.get('MKL_CBWR')}; the portable mode needs "
-                          "flannel.numerics.pin_cpu_kernels(True) before torch is imported")
+                          "flannel.training.numerics.pin_cpu_kernels(True) before torch is imported")
 
 
 def settings(portable: bool, device) -> dict:
