@@ -201,11 +201,10 @@ def figure_inputs(wildcards):
         "adam_untied": [f"{results}/analysis/adam/untied/seed{seed}.tsv" for seed in runs["untied"]],
         "lattice_tied": [f"{results}/analysis/lattice/tied/seed{seed}.tsv" for seed in runs["tied"]],
         "lattice_untied": [f"{results}/analysis/lattice/untied/seed{seed}.tsv" for seed in runs["untied"]],
-        "lattice_rows": [
-            f"{results}/analysis/lattice/{tying}/seed{reference}.rows.tsv"
-            for tying in ("tied", "untied")
-            if reference in runs[tying]
-        ],
+        "lattice_rows_tied": [f"{results}/analysis/lattice/tied/seed{reference}.rows.tsv"],
+        "lattice_rows_untied": (
+            [f"{results}/analysis/lattice/untied/seed{reference}.rows.tsv"] if reference in runs["untied"] else []
+        ),
         **cloud_inputs(experiment),
     }
 
@@ -304,19 +303,13 @@ def tied_runs(wildcards):
     return [f"results/{wildcards.experiment}/runs/tied/seed{seed}.safetensors" for seed in tied_seeds(wildcards)]
 
 
-def distance_seed(runs):
-    """The paired seed whose dead rows the heatmap shows: the reference seed when it is paired, else the first."""
-    paired = flannel.report.figures.paired_seeds(runs)
-    return runs["reference_seed"] if runs["reference_seed"] in paired else paired[0] if paired else None
-
-
 def cloud_inputs(experiment):
     """The figures' inputs from rules/cloud.smk: the epoch series and table, the tied-vs-untied distances (with
     the shown seed's rows and its tied lattice rows, to sort them by freeze step) and the sweep's distances."""
     runs, analysis = runs_of(experiment), f"results/{experiment}/analysis"
-    paired, shown = flannel.report.figures.paired_seeds(runs), (
-        [] if distance_seed(runs) is None else [distance_seed(runs)]
-    )
+    paired = flannel.report.figures.paired_seeds(runs)
+    shown_seed = flannel.report.figures.shown_seed(runs["reference_seed"], paired)
+    shown = [] if shown_seed is None else [shown_seed]
     return {
         "epochs_tied": [f"{analysis}/epochs/tied/seed{seed}.tsv" for seed in runs["tied"]],
         "epochs_untied": [f"{analysis}/epochs/untied/seed{seed}.tsv" for seed in runs["untied"]],

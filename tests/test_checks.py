@@ -15,7 +15,7 @@ from flannel.analysis.metrics import cloud
 from flannel.config import sanity_settings
 from flannel.errors import ConfigError, ReproducibilityError, SanityError
 from flannel.recording import Recording
-from flannel.sanity import checks, render, report
+from flannel.sanity import checks, render, report, series
 from flannel.training.loop import Run, train_replica
 
 # ---------------------------------------------------------------------------------------------------------
@@ -147,7 +147,7 @@ def test_the_replica_refuses_its_own_seed_as_warm_up(tiny_data, tmp_path):
 
 
 def test_expected_radius_is_the_notebooks_0159():
-    expected = checks.expected_radius(0.02, 64, n_rows=3699)
+    expected = series.expected_radius(0.02, 64, n_rows=3699)
     assert expected["expected"] == pytest.approx(0.15937, abs=1e-5)
     assert expected["expected"] == pytest.approx(0.02 * (64 - 0.5) ** 0.5, rel=1e-3)
     assert expected["expected_centred"] == pytest.approx(expected["expected"] * (1 - 1 / 3699) ** 0.5)
@@ -155,7 +155,7 @@ def test_expected_radius_is_the_notebooks_0159():
 
 def test_mean_radius_of_a_gaussian_cloud_meets_its_expectation():
     rows = torch.randn(20000, 64, generator=torch.Generator().manual_seed(1)) * 0.02
-    assert cloud(rows)["radius_centroid_mean"] == pytest.approx(checks.expected_radius(0.02, 64, 20000)["expected_centred"], rel=2e-3)
+    assert cloud(rows)["radius_centroid_mean"] == pytest.approx(series.expected_radius(0.02, 64, 20000)["expected_centred"], rel=2e-3)
 
 
 # ---------------------------------------------------------------------------------------------------------

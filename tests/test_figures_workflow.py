@@ -13,7 +13,7 @@ from helpers import ROOT, dry_run_jobs, snakemake
 
 from flannel.errors import AnalysisError
 from flannel.outputs import read_table
-from flannel.report import figures
+from flannel.report import figures, plots
 
 FIGURE_NAMES = sorted(figures.FIGURES)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -109,7 +109,7 @@ def edit_module(workdir: Path, name: str, addition: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["plots", "figures"])
+@pytest.mark.parametrize("name", ["report/panels", "report/figures"])
 def test_figure_code_change_redraws_figures_only(finished_copy, name):
     edit_module(finished_copy, name, "\nEDITED = 1\n")
     assert_only_figures(dry_run_jobs(finished_copy, "--configfile", "config/test.yaml"), tables=False)
@@ -117,13 +117,13 @@ def test_figure_code_change_redraws_figures_only(finished_copy, name):
 
 @pytest.mark.slow
 def test_analysis_code_change_recomputes_tables_not_runs(finished_copy):
-    edit_module(finished_copy, "analysis", "\nEDITED = 1\n")
+    edit_module(finished_copy, "analysis/per_step", "\nEDITED = 1\n")
     assert_only_figures(dry_run_jobs(finished_copy, "--configfile", "config/test.yaml"), tables=True)
 
 
 @pytest.mark.slow
 def test_comment_and_docstring_edits_rerun_nothing(finished_copy):
-    for name in ("training", "data", "analysis", "plots", "render"):
+    for name in ("training/loop", "data/tokens", "analysis/per_step", "report/panels", "sanity/render"):
         module = finished_copy / "src" / "flannel" / f"{name}.py"
         text = module.read_text()
         assert text.startswith('"""')
@@ -133,7 +133,7 @@ def test_comment_and_docstring_edits_rerun_nothing(finished_copy):
 
 @pytest.mark.slow
 def test_rewording_the_sanity_report_reruns_the_check_only(finished_copy):
-    module = finished_copy / "src" / "flannel" / "render.py"
+    module = finished_copy / "src" / "flannel" / "sanity" / "render.py"
     module.write_text(module.read_text().replace("# Sanity checks: Flannel 1 vs Flannel 3", "# Sanity: Flannel 1 vs 3"))
     # The verdict reads the report, so it follows; no replica retrains, no table or figure is redone.
     assert dry_run_jobs(finished_copy, "--configfile", "config/test.yaml") == {"sanity_check": 1, "sanity_verdict": 1, "all": 1}
@@ -157,6 +157,10 @@ def test_same_tables_give_the_same_png_bytes(workflow_run, tmp_path):
     figures.draw("a_dead_cloud", inputs, settings, tmp_path / "one.png")
     figures.draw("a_dead_cloud", inputs, settings, tmp_path / "two.png")
     assert (tmp_path / "one.png").read_bytes() == (tmp_path / "two.png").read_bytes()
+
+
+def test_every_registered_figure_has_a_drawing_function_of_its_name():
+    assert sorted(plots.DRAW) == FIGURE_NAMES
 
 
 def test_unknown_figure_is_refused_naming_the_output(tmp_path):

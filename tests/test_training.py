@@ -156,7 +156,7 @@ def test_non_finite_loss_stops_naming_the_step_and_leaves_no_file(tiny_data, tmp
 
 
 def test_an_unfinished_recording_is_refused(tiny_data, tmp_path):
-    from flannel.recording import RunRecorder
+    from flannel.training.recorder import RunRecorder
 
     recorder = RunRecorder(tmp_path / "r.safetensors", tied=True, rows=torch.arange(4), vocab_size=4, n_embd=2,
                            n_records=3, quantities=["embeddings"], dtype=torch.bfloat16,

@@ -3,12 +3,14 @@
 One subpackage per stage of the workflow's DAG, in DAG order, and at the top what every stage uses:
 
 - data: the corpus, the tokenizer, token ids and the live/dead masks (corpus, tokens).
-- training: the model, the numerics that decide a run's bytes, the training loop (model, numerics, loop).
-- sanity: the sanity checks and the sanity report (checks, legacy, report, render).
+- training: the model, the numerics that decide a run's bytes, the recorder, the training loop (model, numerics,
+  recorder, loop).
+- sanity: the sanity checks and the sanity report (checks, series, legacy, report, render).
 - analysis: the per-run and per-pair tables read from the recordings (rows, metrics, per_step, adam,
   lattice, epochs, distances).
 - report: the figure registry, the drawing, the report's tables, the findings and the summary across
-  experiments (figures, plots, tables, findings, experiments).
+  experiments (figures, plots, panels, plots_cloud, plots_freeze, plots_pairs, plots_experiments, tables,
+  findings, experiments).
 - config, errors, logs, outputs, recording (the recording format), codedigest.
 """
 

@@ -3,7 +3,9 @@ import json
 
 from flannel.logs import script_logging
 from flannel.outputs import write_table, write_text
-from flannel.report import experiments, plots
+from flannel.report import experiments
+from flannel.report.panels import save
+from flannel.report.plots_experiments import experiments_dead_cloud, experiments_final_state
 from flannel.report.tables import html_table
 
 with script_logging(snakemake.log[0]) as log:
@@ -15,6 +17,6 @@ with script_logging(snakemake.log[0]) as log:
     write_text(snakemake.output.html, html_table("Every run of every experiment", tuple(summary.columns),
                                                  list(summary.itertuples(index=False))))
     dpi = settings["figures"]["dpi"]
-    plots.save(plots.experiments_dead_cloud(summary, paths, settings), snakemake.output.experiments_dead_cloud, dpi)
-    plots.save(plots.experiments_final_state(summary, settings), snakemake.output.experiments_final_state, dpi)
+    save(experiments_dead_cloud(summary, paths, settings), snakemake.output.experiments_dead_cloud, dpi)
+    save(experiments_final_state(summary, settings), snakemake.output.experiments_final_state, dpi)
     log.info("summarised %d runs of %d experiments", len(summary), summary["experiment"].nunique())

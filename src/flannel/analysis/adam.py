@@ -36,7 +36,6 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ..errors import AnalysisError
 from ..recording import Recording
 from ..training.model import DTYPES
 from .rows import dead_rows, group_masks, scheduled_lr, sides

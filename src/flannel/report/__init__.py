@@ -1,2 +1,4 @@
-"""What the report shows: figures (the figure registry), plots (drawing them), tables (the report's HTML
-tables), findings (notebook 1.20b's next steps answered) and experiments (the summary across experiments)."""
+"""What the report shows: figures (the figure registry), plots (each figure's drawing function by its name),
+panels (what every figure is drawn with), plots_cloud, plots_freeze, plots_pairs and plots_experiments (the
+figure families), tables (the report's HTML tables), findings (notebook 1.20b's next steps answered) and
+experiments (the summary across experiments)."""

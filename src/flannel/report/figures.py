@@ -1,6 +1,7 @@
-"""The figure registry: every figure's name, report category, what it shows, what it needs of the config and
-which function of flannel.report.plots draws it. Its caption is workflow/report/<name>.rst. The rules read this
-registry when Snakemake parses the workflow, so it imports nothing heavy; drawing happens in flannel.report.plots.
+"""The figure registry: every figure's name, report category, what it shows and what it needs of the config.
+The function that draws a figure carries its name (flannel.report.plots lists them), and its caption is
+workflow/report/<name>.rst. The rules read this registry when Snakemake parses the workflow, so it imports
+nothing heavy; drawing happens in the flannel.report.plots_* modules.
 """
 
 from __future__ import annotations
@@ -15,39 +16,37 @@ from ..errors import AnalysisError
 class Figure:
     category: str  # the report's category
     shows: str  # the report's label
-    function: str  # the flannel.report.plots function that draws it
     needs: str = ""  # "untied": an untied run; "pair": a seed trained both tied and untied; "sweep": two tied
     # seeds or more; "": nothing more
     quantities: tuple[str, ...] = ("embeddings",)  # the recorded matrices it draws from
 
 
 FIGURES = {
-    "a_dead_cloud": Figure("Dead-cloud geometry", "dead-cloud radii (centroid, origin), centroid, sd", "dead_cloud"),
-    "b_fraction_moved": Figure("Freeze and optimisation", "fraction of rows that moved, LR", "rows_moved"),
-    "c_loss": Figure("Freeze and optimisation", "loss, tied vs untied", "loss_curves"),
-    "d_e_minus_w": Figure("Tied vs untied", "||E - W|| (untied)", "e_minus_w", needs="untied"),
-    "e_displacements": Figure("Dead-cloud geometry", "per-row displacement at the last step", "displacements"),
-    "f_decomposition": Figure("Tied vs untied", "W1 = W2 + E2 decomposition", "decomposition_residuals", needs="pair"),
-    "g_pca": Figure("Dead-cloud geometry", "PCA of W at a few steps", "pca"),
-    "h_indicators": Figure("Under-trained-token indicators", "Land & Bartolo indicators, ROC AUC", "indicators"),
-    "i_gradients": Figure("Freeze and optimisation", "gradients and Adam steps, dead vs live", "gradients",
+    "a_dead_cloud": Figure("Dead-cloud geometry", "dead-cloud radii (centroid, origin), centroid, sd"),
+    "b_fraction_moved": Figure("Freeze and optimisation", "fraction of rows that moved, LR"),
+    "c_loss": Figure("Freeze and optimisation", "loss, tied vs untied"),
+    "d_e_minus_w": Figure("Tied vs untied", "||E - W|| (untied)", needs="untied"),
+    "e_displacements": Figure("Dead-cloud geometry", "per-row displacement at the last step"),
+    "f_decomposition": Figure("Tied vs untied", "W1 = W2 + E2 decomposition", needs="pair"),
+    "g_pca": Figure("Dead-cloud geometry", "PCA of W at a few steps"),
+    "h_indicators": Figure("Under-trained-token indicators", "Land & Bartolo indicators, ROC AUC"),
+    "i_gradients": Figure("Freeze and optimisation", "gradients and Adam steps, dead vs live",
                           quantities=("grads", "momentum", "variance")),
-    "j_adam_accounting": Figure("Adam accounting", "replay of every step, lost updates", "adam_accounting",
+    "j_adam_accounting": Figure("Adam accounting", "replay of every step, lost updates",
                                 quantities=("embeddings", "momentum", "variance")),
-    "k_radial": Figure("Dead-cloud geometry", "radial motion of dead rows", "radial_motion"),
-    "l_lattice": Figure("Freeze and optimisation", "lattice phases and freeze steps", "lattice_phases"),
-    "m_epochs": Figure("Dead-cloud geometry", "epochs: inhale, peak speed, freeze onset, last motion", "cloud_epochs"),
-    "n_tied_untied_distance": Figure("Run-to-run distances", "|W_tied,i - W_untied,i| per row and step", "tied_untied_distance",
+    "k_radial": Figure("Dead-cloud geometry", "radial motion of dead rows"),
+    "l_lattice": Figure("Freeze and optimisation", "lattice phases and freeze steps"),
+    "m_epochs": Figure("Dead-cloud geometry", "epochs: inhale, peak speed, freeze onset, last motion"),
+    "n_tied_untied_distance": Figure("Run-to-run distances", "|W_tied,i - W_untied,i| per row and step",
                                      needs="pair"),
-    "o_sweep_distance": Figure("Run-to-run distances", "pairwise distances between the sweep's runs", "sweep_distance",
+    "o_sweep_distance": Figure("Run-to-run distances", "pairwise distances between the sweep's runs",
                                needs="sweep"),
 }
 
 # Drawn once from the summary across experiments (flannel.report.experiments), into results/experiments/figures/.
 ACROSS_EXPERIMENTS = {
-    "experiments_dead_cloud": Figure("Across experiments", "dead-cloud radii of every experiment", "experiments_dead_cloud"),
-    "experiments_final_state": Figure("Across experiments", "final dead-cloud radius against the swept values",
-                                      "experiments_final_state"),
+    "experiments_dead_cloud": Figure("Across experiments", "dead-cloud radii of every experiment"),
+    "experiments_final_state": Figure("Across experiments", "final dead-cloud radius against the swept values"),
 }
 
 
@@ -59,6 +58,12 @@ def paired_seeds(runs: dict) -> list[int]:
 def is_sweep(runs: dict) -> bool:
     """Whether the tied runs form a sweep: two seeds or more, so that runs can be compared pairwise."""
     return len(runs["tied"]) >= 2
+
+
+def shown_seed(reference: int, paired: list[int]) -> int | None:
+    """The paired seed whose dead rows figure n's heatmap shows: the reference seed when it is paired, else the
+    first paired seed (None: no pair)."""
+    return reference if reference in paired else (paired or [None])[0]
 
 
 def missing(name: str, seeds: dict, quantities) -> str | None:
@@ -83,9 +88,9 @@ def draw(name: str, inputs: dict, settings: dict, output: str | Path) -> str | N
     passes for a current one); returns that reason, or None."""
     if name not in FIGURES:
         raise AnalysisError(f"{output}: unknown figure '{name}' (known: {', '.join(FIGURES)})")
-    from . import plots  # matplotlib and torch load only where a figure is drawn
+    from . import panels, plots  # matplotlib and torch load only where a figure is drawn
 
     reason = missing(name, settings["seeds"], settings["quantities"])
-    fig = plots.card(name, reason) if reason else getattr(plots, FIGURES[name].function)(inputs, settings)
-    plots.save(fig, output, settings["figures"]["dpi"])
+    fig = panels.card(name, reason) if reason else plots.DRAW[name](inputs, settings)
+    panels.save(fig, output, settings["figures"]["dpi"])
     return reason

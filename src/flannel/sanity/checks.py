@@ -10,16 +10,15 @@ numbers in "rows".
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from ..analysis import adam
 from ..analysis.metrics import cloud
-from ..errors import RecordingError, SanityError
 from ..outputs import display
 from ..recording import Recording, tensor_digests
+from .series import Series, difference, differing_elements, expected_radius, same_bytes, shared_rows
 
 CHECKS = {  # name: (number, title)
     "dead_indices": (1, "Dead indices equal the canonical masks"),
@@ -39,103 +38,6 @@ REPRODUCIBILITY = ("initial_state", "replica", "adam_replay")
 CAUSAL_ORDER = ("logits", "losses", "grads", "grad_norms", "momentum", "variance", "embeddings")
 # Header entries that decide a run's bytes besides its config: a difference there explains a difference below.
 PROVENANCE = ("numerics", "hardware", "device", "versions")
-
-
-@dataclass(frozen=True)
-class Series:
-    """One embedding matrix of one run over its records, read one record at a time."""
-
-    label: str
-    file: str  # the file as it appears in the report
-    source: Recording
-    key: str
-    run: int | None  # index along a leading runs dimension (the 1.20c layout); None otherwise
-    steps: tuple[int, ...]
-    row_ids: torch.Tensor  # vocabulary ids of the stored rows
-    init_scale: float | None
-    dead_indices: torch.Tensor | None  # the dead ids the file names; None where its layout stores none
-    n_dead: int
-    state_sha256_initial: str | None  # full-state digest at t=0; None where the layout stores none
-
-    def record(self, index: int) -> torch.Tensor:
-        return self.source.record(self.key, index if self.run is None else (self.run, index))
-
-    def at_step(self, step: int) -> torch.Tensor:
-        return self.record(self.steps.index(step))
-
-    def positions(self, ids: torch.Tensor) -> torch.Tensor | None:
-        """Where `ids` sit among the stored rows; None if any of them was not stored."""
-        if ids.numel() == 0:
-            return ids.new_zeros(0)
-        order = torch.argsort(self.row_ids)
-        stored = self.row_ids[order]
-        found = torch.searchsorted(stored, ids).clamp(max=stored.numel() - 1)
-        if not bool((stored[found] == ids).all()):
-            return None
-        return order[found]
-
-
-def open_recording(path, root=".") -> Recording:
-    try:
-        return Recording(path)
-    except RecordingError as error:
-        raise SanityError(str(error).replace(str(path), display(path, root), 1)) from None
-
-
-def run_series(recording: Recording, file: str) -> list[Series]:
-    """The embedding matrices of one of this workflow's runs: tied W, or untied E and W."""
-    keys = ["embeddings"] if recording.tied else ["embeddings_E", "embeddings_W"]
-    rows, steps = recording.tensor("recorded_rows"), tuple(recording.steps())
-    dead = recording.tensor("dead_indices").to(torch.int64)
-    return [Series(f"{file} {key}", file, recording, key, None, steps, rows, recording.scalar("init_scale"), dead,
-                   recording.scalar("n_dead"), recording.metadata.get("state_sha256_initial")) for key in keys]
-
-
-def load_dead_indices(path, root=".") -> torch.Tensor:
-    recording = open_recording(path, root)
-    if "dead_indices" not in recording.keys:
-        raise SanityError(f"{display(path, root)}: no tensor 'dead_indices' (not a live/dead mask file)")
-    return recording.tensor("dead_indices").to(torch.int64)
-
-
-# ---- numbers ---------------------------------------------------------------------------------------------
-
-
-def expected_radius(init_scale: float, dim: int, n_rows: int | None = None) -> dict:
-    """The mean distance of N(0, init_scale^2 I_D) rows from the origin (a scaled chi mean,
-    init_scale * sqrt(2) * Gamma((D+1)/2) / Gamma(D/2), about init_scale * sqrt(D - 1/2)), and from the
-    sample centroid of n_rows rows (each centred row has variance scaled by 1 - 1/n_rows)."""
-    chi = math.sqrt(2) * math.exp(math.lgamma((dim + 1) / 2) - math.lgamma(dim / 2))
-    mean = init_scale * chi
-    shrink = math.sqrt(1 - 1 / n_rows) if n_rows and n_rows > 1 else 1.0
-    return {"expected": mean, "expected_centred": mean * shrink, "row_sd": init_scale * math.sqrt(max(dim - chi**2, 0.0)) * shrink}
-
-
-def difference(a: torch.Tensor, b: torch.Tensor) -> dict:
-    delta = a.to(torch.float32) - b.to(torch.float32)
-    return {"frobenius": torch.linalg.vector_norm(delta).item(), "max_abs": delta.abs().max().item() if delta.numel() else 0.0}
-
-
-def _bytes_of(tensor: torch.Tensor) -> torch.Tensor:
-    return tensor.contiguous().reshape(-1).view(torch.uint8)
-
-
-def same_bytes(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Bitwise equality (NaN equals NaN: record 0 holds a NaN loss)."""
-    return a.dtype == b.dtype and a.shape == b.shape and torch.equal(_bytes_of(a), _bytes_of(b))
-
-
-def _differing_elements(a: torch.Tensor, b: torch.Tensor) -> int:
-    width = a.element_size()
-    return int((_bytes_of(a).reshape(-1, width) != _bytes_of(b).reshape(-1, width)).any(dim=1).sum())
-
-
-def _shared_rows(a: Series, b: Series, dead: torch.Tensor | None):
-    """Positions of the rows both series hold: every row when they store the same ids, else the dead rows."""
-    if torch.equal(a.row_ids, b.row_ids):
-        return "all recorded rows", slice(None), slice(None)
-    pa, pb = (a.positions(dead), b.positions(dead)) if dead is not None else (None, None)
-    return ("dead rows only", pa, pb) if pa is not None and pb is not None else (None, None, None)
 
 
 # ---- the checks ------------------------------------------------------------------------------------------
@@ -198,7 +100,7 @@ def check_initial_state(pairs: dict[str, tuple[list[Series], list[Series]]], dea
         digests_equal = None if None in digests else digests[0] == digests[1]
         first, scope, worst = None, None, 0.0
         for a, b in zip(a_side, b_side):
-            scope, pa, pb = _shared_rows(a, b, dead)
+            scope, pa, pb = shared_rows(a, b, dead)
             if scope is None:
                 continue
             x, y = a.record(0)[pa], b.record(0)[pb]
@@ -363,7 +265,7 @@ def first_difference(a: Recording, b: Recording) -> dict | None:
 def _detail(x: torch.Tensor, y: torch.Tensor) -> str:
     if x.dtype != y.dtype or x.shape != y.shape:
         return f"{x.dtype} {list(x.shape)} vs {y.dtype} {list(y.shape)}"
-    n = _differing_elements(x, y)
+    n = differing_elements(x, y)
     return f"{n} of {x.numel()} elements differ, max |difference| {difference(x, y)['max_abs']:.6g}"
 
 

@@ -16,8 +16,9 @@ import torch
 from ..errors import SanityError
 from ..outputs import display
 from ..recording import Recording
-from .checks import (Series, check_dead_indices, check_initial_state, check_manifest, check_radius,
-                     check_record_counts, check_step_differences, check_sweep_distinct, open_recording)
+from .checks import (check_dead_indices, check_initial_state, check_manifest, check_radius, check_record_counts,
+                     check_step_differences, check_sweep_distinct)
+from .series import Series, open_recording
 
 LAYOUTS = {"1.20a": (("embeddings", "n_dead"), 3), "1.20c": (("embeddings", "dead_indices", "n_dead", "n_runs", "base_seed"), 4)}
 

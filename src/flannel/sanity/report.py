@@ -18,10 +18,10 @@ import torch
 from ..analysis import adam
 from ..errors import RecordingError, ReproducibilityError, SanityError
 from ..outputs import display, read_table
-from .checks import (check_adam_replay, check_dead_indices, check_initial_state, check_manifest, check_radius, check_record_counts,
-                     check_replicas, check_step_differences, check_sweep_distinct, load_dead_indices, open_recording,
-                     run_series)
+from .checks import (check_adam_replay, check_dead_indices, check_initial_state, check_manifest, check_radius,
+                     check_record_counts, check_replicas, check_step_differences, check_sweep_distinct)
 from .legacy import legacy_checks
+from .series import load_dead_indices, open_recording, run_series
 
 
 def _open_run(path, tying: str, expected_config: dict | None, root):

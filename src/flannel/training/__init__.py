@@ -1,3 +1,3 @@
 """Training: model (the notebooks' GPT-2 and its initialisation), numerics (what decides a run's bytes besides
-its config) and loop (one training run, recorded as it goes). Nothing here is imported by the package's
-__init__, so numerics.pin_cpu_kernels can run before torch loads."""
+its config), recorder (what a run writes into its recording) and loop (one training run). Nothing here is
+imported by the package's __init__, so numerics.pin_cpu_kernels can run before torch loads."""

@@ -28,9 +28,9 @@ from ..config import data_seed, init_seed, training_json
 from ..data.tokens import check_windows
 from ..errors import ConfigError, TrainingError
 from ..outputs import write_tsv
-from ..recording import RunRecorder
 from . import numerics
 from .model import DTYPES, build_model, embedding_E, state_sha256, unembedding_W
+from .recorder import RunRecorder
 
 log = logging.getLogger("flannel.training.loop")
 IGNORE = -100
