@@ -126,3 +126,17 @@ def test_the_header_names_the_cpu_vendor_and_the_step_kernels(tiny_runs):
     assert numerics["step_kernels"].startswith("flannel.kernels; numpy's OpenBLAS Haswell")
     assert "Intel or AMD" in json.loads(recording.metadata["hardware"])["cpu"]  # portable: no vendor in the bytes
     assert numerics_module.hardware(torch.device("cpu"))["cpu_vendor"] in ("GenuineIntel", "AuthenticAMD")
+
+
+def test_check_7_names_a_cpu_vendor_difference_first():
+    from types import SimpleNamespace
+
+    from flannel.checks import provenance_differences
+
+    def header(vendor):
+        return SimpleNamespace(metadata={"numerics": "{}", "device": "cpu", "versions": "{}",
+                                         "hardware": json.dumps({"cpu_vendor": vendor, "cpu": "x"})})
+
+    assert provenance_differences(header("GenuineIntel"), header("AuthenticAMD")) == [
+        "CPU vendors (GenuineIntel vs AuthenticAMD)", "hardware"]
+    assert provenance_differences(header("AuthenticAMD"), header("AuthenticAMD")) == []
