@@ -7,6 +7,8 @@ with script_logging(snakemake.log[0]) as log:
     ids = data.load_token_ids(snakemake.input.token_ids, p.vocab_size).numpy()
     data.check_windows(ids.size, p.batch_size, p.seq_len, snakemake.input.corpus)
     unk_id = data.load_tokenizer(snakemake.input.tokenizer, p.vocab_size).token_to_id(data.SPECIAL_TOKENS[0])
-    stats = data.token_stats(snakemake.input.corpus, ids, p.batch_size, p.seq_len, p.steps, unk_id)
+    stats = data.token_stats(snakemake.input.corpus, ids, p.batch_size, p.seq_len, p.steps, unk_id, p.max_unk_share)
     data.save_stats(stats, snakemake.output[0])
     log.info("%s", stats)
+    if stats["unk_warning"]:
+        log.warning("%s", stats["unk_warning"])
