@@ -4,6 +4,7 @@ known answer at the element where it once failed."""
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import shlex
@@ -149,3 +150,15 @@ def test_the_adam_replay_rebuilds_the_recorded_weight_under_any_mkl_branch(mkl_b
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout) == [case[-1] for case in REPLAY_CASES]
+
+
+def test_every_caption_parses_without_a_docutils_message():
+    """Snakemake renders each caption with docutils and shows its errors as a box in the report (figure k's
+    `|dw|` was read as a substitution); the end-to-end report test checks the built report as well."""
+    from docutils.core import publish_parts
+
+    for caption in sorted((ROOT / "workflow" / "report").glob("*.rst")):
+        messages = io.StringIO()
+        publish_parts(caption.read_text(encoding="utf-8"), writer_name="html",
+                      settings_overrides={"warning_stream": messages, "report_level": 2})
+        assert not messages.getvalue(), f"{caption.name}: {messages.getvalue()}"
