@@ -95,6 +95,7 @@ rule token_stats:
     params:
         **data_needs(),
         vocab_size=config["model"]["vocab_size"],
+        max_unk_share=config["data"]["max_unk_share"],
         code=code_digest("token_stats.py"),
     script:
         "../workflow/scripts/token_stats.py"

@@ -14,8 +14,6 @@ rule train:
         "logs/{experiment}/train/{tying}/seed{seed}.log",
     benchmark:
         "benchmarks/{experiment}/train/{tying}/seed{seed}.tsv"
-    # A rerun gives the same bytes, so a retry (a node lost on a cluster, say) is safe.
-    retries: 2
     conda:
         "../envs/flannel.yaml"
     threads: training_threads

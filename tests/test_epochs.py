@@ -12,7 +12,7 @@ import pytest
 import torch
 from helpers import write_recording
 
-from flannel.analysis import epochs
+from flannel.analysis import epochs, lattice
 from flannel.errors import AnalysisError
 
 STEPS = np.arange(6)
@@ -114,3 +114,15 @@ def test_no_dead_rows_gives_no_epochs_and_a_table_lacking_columns_is_named(tmp_p
     rows.to_csv(tmp_path / "rows.tsv", sep="\t", index=False)
     with pytest.raises(AnalysisError, match=r"bad\.tsv: no W columns"):
         epochs.epoch_table([("tied", 1)], [tmp_path / "bad.tsv"], [tmp_path / "rows.tsv"], 0.9, 5)
+
+
+def test_rows_that_never_move_are_frozen_from_the_first_step():
+    """Untied E's dead rows never move: not 'still moving' at step 0 and freezing at step 1, but frozen from 0."""
+    tracker = lattice.PhaseTracker(2, early_l2=4.0, mid_linf=1.0)
+    for index, moved in ((1, 1.0), (2, 0.0)):
+        norms = {"l1": torch.tensor([moved, 0.0]), "linf": torch.tensor([moved, 0.0]), "l2": torch.tensor([moved, 0.0])}
+        tracker.update(index, norms)
+    frozen_from = tracker.starts()["frozen"].tolist()
+    assert frozen_from == [2, 0]
+    assert epochs.still_moving([0, 1, 2], [0]).tolist() == [0.0, 0.0, 0.0]
+    assert epochs.freeze_onset([0, 1, 2], [0, 0], 0.9) == 0

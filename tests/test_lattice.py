@@ -71,7 +71,8 @@ def test_phases_are_last_exits_and_the_freeze_is_the_last_move(tmp_path):
     assert phase == {1: "early", 2: "early", 3: "early", 4: "early", 5: "late", 6: "late", 7: "frozen", 8: "frozen"}
     dead, live = rows[rows["dead"]].iloc[0], rows[~rows["dead"]].iloc[0]
     assert (dead["mid_from"], dead["late_from"], dead["frozen_from"], dead["last_move"]) == (5, 5, 7, 6)
-    assert (live["frozen_from"], live["last_move"]) == (1, 0)
+    # The live row never moves: frozen from t = 0, in every phase boundary (not from step 1, as if it moved at 0).
+    assert (live["mid_from"], live["late_from"], live["frozen_from"], live["last_move"]) == (0, 0, 0, 0)
     assert (table.loc[1:, "W_live_phase_frozen"] == 1.0).all()
     assert (table.loc[1:, "hops_on_lattice"] == 1.0).all()
 
@@ -80,4 +81,4 @@ def test_a_row_still_moving_at_the_end_never_freezes(tmp_path):
     x = torch.stack([torch.ones(1, 2), torch.ones(1, 2) + 2.0**-7, torch.ones(1, 2) + 2.0**-6]).to(BF16)
     path = write_recording(tmp_path / "moving.safetensors", {"embeddings": x}, tied=True, dead_indices=[0], vocab_size=1)
     _, rows = lattice.lattice_tables(path, {"early_l2": 10.0, "mid_linf": 1.0})
-    assert math.isnan(rows["frozen_from"].iloc[0]) and rows["late_from"].iloc[0] == 1
+    assert math.isnan(rows["frozen_from"].iloc[0]) and rows["late_from"].iloc[0] == 0  # never early nor mid

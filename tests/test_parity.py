@@ -4,7 +4,8 @@ and TrainingArguments; nothing from flannel) and flannel's `train_run` record th
 The flannel side replays the batch order the Trainer's sampler drew (train_run's `batches=`) and uses the
 notebooks' objective (skip_one). Two precisions:
   - bf16, the faithful path against the notebooks as written (`bf16=True`): this is what "faithful" means;
-  - fp32, both sides' weights and compute in fp32 (the notebook model cast to fp32 instead of bf16).
+  - fp32, both sides' weights and compute in fp32 (the notebook model cast to fp32 instead of bf16), the
+    notebook side under the float32 kernels flannel's portable mode uses (flannel.kernels).
 Why bitwise holds on any CPU: both sides run in this one process, after the same process-wide settings
 (flannel.training.loop.make_deterministic: one thread, deterministic algorithms, the pinned portable kernels),
 and run the same aten ops on operands of the same shapes and memory layouts in the same order (GPT-2 with
@@ -17,6 +18,8 @@ a transposed operand of another layout, which sums in another order; flannel's m
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 from helpers import tiny_config
@@ -24,6 +27,7 @@ from notebook import TokenDataset, notebook_model, run_notebook
 
 from flannel.recording import Recording
 from flannel.training.loop import make_deterministic, Run, train_run
+from flannel.training.numerics import gradient_kernels
 
 STEPS, BATCH, SEQ_LEN, SEED = 8, 4, 16, 42
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
@@ -80,9 +84,15 @@ def notebook_runs(tiny_data, tmp_path_factory):
             model = notebook_model(config["model"]["vocab_size"], SEQ_LEN, 16, 1, 2, tied=tying == "tied", seed=SEED,
                                    dtype=DTYPES[precision])
             dataset = LoggedTokenDataset(tiny_data["ids"], SEQ_LEN)
-            trainer, recorder = run_notebook(model, tiny_data["ids"], seq_len=SEQ_LEN, steps=STEPS, batch_size=BATCH,
-                                             output_dir=folder, tied=tying == "tied", bf16=precision == "bf16",
-                                             record_dtype=DTYPES[precision], dataset=dataset, seed=SEED, use_cpu=True)
+            # In fp32 flannel's portable mode computes the step's float32 work with flannel.kernels (no MKL);
+            # the notebook side runs under the same kernels. The bf16 notebook runs as written: no kernel of
+            # its step is replaced (this test shows it).
+            kernels = gradient_kernels(config["training"], torch.device("cpu"), DTYPES[precision])
+            with kernels if precision == "fp32" else contextlib.nullcontext():
+                trainer, recorder = run_notebook(model, tiny_data["ids"], seq_len=SEQ_LEN, steps=STEPS, batch_size=BATCH,
+                                                 output_dir=folder, tied=tying == "tied", bf16=precision == "bf16",
+                                                 record_dtype=DTYPES[precision], dataset=dataset, seed=SEED,
+                                                 use_cpu=True)
             # accelerate's DataLoaderShard fetches one batch ahead, so more indices than used may have been asked for.
             assert len(dataset.asked) >= STEPS * BATCH
             order = torch.tensor(dataset.asked[: STEPS * BATCH], dtype=torch.int64).view(STEPS, BATCH)

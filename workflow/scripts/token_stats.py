@@ -7,6 +7,8 @@ with script_logging(snakemake.log[0]) as log:
     ids = tokens.load_token_ids(snakemake.input.token_ids, p.vocab_size).numpy()
     tokens.check_windows(ids.size, p.batch_size, p.seq_len, snakemake.input.corpus)
     unk_id = tokens.load_tokenizer(snakemake.input.tokenizer, p.vocab_size).token_to_id(tokens.SPECIAL_TOKENS[0])
-    stats = tokens.token_stats(snakemake.input.corpus, ids, p.batch_size, p.seq_len, p.steps, unk_id)
+    stats = tokens.token_stats(snakemake.input.corpus, ids, p.batch_size, p.seq_len, p.steps, unk_id, p.max_unk_share)
     tokens.save_stats(stats, snakemake.output[0])
     log.info("%s", stats)
+    if stats["unk_warning"]:
+        log.warning("%s", stats["unk_warning"])

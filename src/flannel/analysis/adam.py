@@ -6,6 +6,9 @@ The replay of optimizer step t (torch.optim.AdamW, foreach=False, the training l
   m_t = m_(t-1).lerp(g, 1 - beta1)
   v_t = v_(t-1).mul(beta2).addcmul(g, g, value=1 - beta2)
   W_t = W_(t-1) [.mul(1 - lr wd)] .addcdiv(m_t, sqrt(v_t) / sqrt(1 - beta2^t) + eps, value=-lr / (1 - beta1^t))
+(sqrt is the IEEE one on both sides, flannel.kernels.ieee_sqrt: training steps the optimizer inside
+flannel.kernels.PortableKernels, since MKL's float32 sqrt rounds by its code path, which the training process
+pins and this one need not)
 every operation on tensors of the moments' dtype (training.optimizer_state_dtype, by default the weights'), so
 each intermediate rounds as it did in training, and W_t rounded once into the weights' dtype. W_t is
 rebuilt from the recorded m_t and v_t (so a wrong moment shows at its own step); m_t and v_t from the recorded
@@ -37,6 +40,7 @@ import pandas as pd
 import torch
 
 from ..recording import Recording
+from ..kernels import ieee_sqrt
 from ..training.model import DTYPES
 from .rows import dead_rows, group_masks, scheduled_lr, sides
 
@@ -75,7 +79,7 @@ def replay_weights(w_prev: torch.Tensor, m: torch.Tensor, v: torch.Tensor, *, lr
         w.mul_(1 - lr * weight_decay)
     t = float(step)
     step_size = lr / (1 - beta1**t)
-    denom = (v.sqrt() / (1 - beta2**t) ** 0.5).add_(eps)
+    denom = (ieee_sqrt(v) / (1 - beta2**t) ** 0.5).add_(eps)
     return w.addcdiv_(m, denom, value=-step_size).to(w_prev.dtype)
 
 

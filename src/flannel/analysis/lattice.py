@@ -10,7 +10,8 @@ weights the changes are not on the bf16 lattice and the counts are not integers;
 
 Per row and step: the L1, L-infinity and L2 norms of its hop vector. Phases (thresholds from the `analysis`
 config section): early while L2 > early_l2 (default sqrt(D)); mid-life while L-inf > mid_linf (default 1);
-late while it still moves, by single hops; frozen from the step after its last move. Each boundary is the row's
+late while it still moves, by single hops; frozen from the step after its last move (from the first record on
+for a row that never moves, and likewise for the phases it never enters). Each boundary is the row's
 *last* exit from the previous regime, so a row that re-enters an earlier regime later stays in it until then.
 
 Step table (one row per record; NaN at record 0): `step`, `hops_on_lattice` (1 if every change of every matrix
@@ -67,11 +68,12 @@ def on_lattice(x: torch.Tensor, before: torch.Tensor) -> bool:
 
 
 class PhaseTracker:
-    """Per row, the last record index at which it was early, mid-life and moving, updated one record at a time."""
+    """Per row, the last record index at which it was early, mid-life and moving, updated one record at a time;
+    -1 while it never was, so a row that never moves is frozen from the first record on."""
 
     def __init__(self, n_rows: int, early_l2: float, mid_linf: float):
         self.early_l2, self.mid_linf = early_l2, mid_linf
-        self.last = {name: torch.zeros(n_rows, dtype=torch.int64) for name in ("early", "mid", "move")}
+        self.last = {name: torch.full((n_rows,), -1, dtype=torch.int64) for name in ("early", "mid", "move")}
 
     def update(self, index: int, norms: dict[str, torch.Tensor]) -> None:
         for name, active in (("early", norms["l2"] > self.early_l2), ("mid", norms["linf"] > self.mid_linf),
@@ -137,5 +139,5 @@ def lattice_tables(path: str | Path, settings: dict | None = None) -> tuple[pd.D
         for position, token in enumerate(ids):
             per_row.append({"matrix": side, "token": token, "dead": bool(dead[position]),
                             **{f"{phase}_from": step_of(int(starts[phase][position])) for phase in ("mid", "late", "frozen")},
-                            "last_move": steps[int(tracker.last["move"][position])]})
+                            "last_move": steps[max(int(tracker.last["move"][position]), 0)]})
     return table, pd.DataFrame(per_row)

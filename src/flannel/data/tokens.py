@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -20,16 +21,31 @@ from ..errors import DataError
 from ..outputs import atomic_output, write_json
 
 SPECIAL_TOKENS = ["[UNK]"]
+BYTE_ORDER_MARK = "\ufeff"
+log = logging.getLogger("flannel.data")
+
+
+def existing_file(path: str | Path, what: str) -> Path:
+    """`path`, refused in one line if it is missing or a directory."""
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: the {what} is a directory, not a file")
+    if not path.is_file():
+        raise DataError(f"{path}: {what} file not found")
+    return path
 
 
 def read_corpus(path: str | Path) -> str:
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: corpus file not found")
+    """The corpus text. A UTF-8 byte-order mark at its start is dropped, and the log says so: the tokenizer
+    would read it as a character of the text, one [UNK] that turns [UNK] live."""
+    path = existing_file(path, "corpus")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
         raise DataError(f"{path}: corpus is not UTF-8 text ({error.reason} at byte {error.start})") from None
+    if text.startswith(BYTE_ORDER_MARK):
+        log.warning("%s: removed the UTF-8 byte-order mark at its start", path)
+        text = text[len(BYTE_ORDER_MARK):]
     if not text.strip():
         raise DataError(f"{path}: corpus is empty")
     return text
@@ -62,9 +78,7 @@ def load_tokenizer(path: str | Path, vocab_size: int):
     """Load a `tokenizers` JSON and insist that its vocabulary has exactly vocab_size tokens."""
     from tokenizers import Tokenizer
 
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: tokenizer file not found")
+    path = existing_file(path, "tokenizer")
     try:
         json.loads(path.read_text(encoding="utf-8"))
         tokenizer = Tokenizer.from_file(str(path))
@@ -124,22 +138,24 @@ def load_masks(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def token_stats(corpus_path: str | Path, ids: np.ndarray, batch_size: int, seq_len: int, steps: int,
-                unk_id: int | None = None) -> dict:
+                unk_id: int | None = None, max_unk_share: float = 1.0) -> dict:
     """Sizes, the share of tokens that are the tokenizer's unknown token (`unk_id`; text it could not
-    encode), and how much of the data the configured steps see. The notebooks' "epochs" counted
-    tokens / (batch x seq_len) while sampling a window at every offset; the honest coverage is the
-    fraction of distinct windows drawn."""
+    encode) with a warning above `max_unk_share`, and how much of the data the configured steps see. The
+    notebooks' "epochs" counted tokens / (batch x seq_len) while sampling a window at every offset; the
+    honest coverage is the fraction of distinct windows drawn."""
     text = read_corpus(corpus_path)
     n_bytes, n_tokens = len(text.encode("utf-8")), int(ids.size)
     windows = max(0, n_tokens - seq_len)
     tokens_per_step = batch_size * seq_len
+    unk_share = round(float((ids == unk_id).mean()), 6) if unk_id is not None and n_tokens else 0.0
     return {
         "bytes": n_bytes,
         "megabytes": round(n_bytes / 2**20, 3),
         "characters": len(text),
         "tokens": n_tokens,
         "unk_tokens": int((ids == unk_id).sum()) if unk_id is not None else 0,
-        "unk_share": round(float((ids == unk_id).mean()), 6) if unk_id is not None and n_tokens else 0.0,
+        "unk_share": unk_share,
+        "unk_warning": unk_warning(corpus_path, unk_share, max_unk_share),
         "training_windows": windows,
         "tokens_per_step": tokens_per_step,
         "steps": steps,
@@ -147,6 +163,15 @@ def token_stats(corpus_path: str | Path, ids: np.ndarray, batch_size: int, seq_l
         "windows_drawn": min(steps * batch_size, windows),
         "window_coverage": round(min(1.0, steps * batch_size / windows), 6) if windows else 0.0,
     }
+
+
+def unk_warning(corpus_path, unk_share: float, max_unk_share: float) -> str:
+    """A sentence when more of the corpus than `max_unk_share` is [UNK] (the model then trains on one token
+    standing for all the text the tokenizer could not encode), else ''."""
+    if unk_share <= max_unk_share:
+        return ""
+    return (f"{corpus_path}: {unk_share:.1%} of its tokens are [UNK], above data.max_unk_share = {max_unk_share:g}: "
+            "the tokenizer cannot encode much of this text (another tokenizer or tokenizer corpus?)")
 
 
 def check_windows(n_tokens: int, batch_size: int, seq_len: int, source: str) -> None:

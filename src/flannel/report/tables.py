@@ -51,8 +51,9 @@ def _cell(value) -> str:
     return html.escape(str(value))
 
 
-def html_table(title: str, header: tuple[str, ...], rows: list[tuple]) -> str:
-    """A standalone page with one table, no scripts and nothing fetched."""
+def html_table(title: str, header: tuple[str, ...], rows: list[tuple], warning: str = "") -> str:
+    """A standalone page with one table (and a warning above it, if any), no scripts and nothing fetched."""
+    alert = f'<p class="warning"><strong>Warning:</strong> {html.escape(warning)}</p>\n' if warning else ""
     head = "".join(f"<th>{html.escape(name)}</th>" for name in header)
     body = "\n".join("<tr>" + "".join(f"<td>{_cell(value)}</td>" for value in row) + "</tr>" for row in rows)
     return f"""<!DOCTYPE html>
@@ -63,8 +64,9 @@ table {{ border-collapse: collapse; }}
 th, td {{ border: 1px solid #bbb; padding: 0.3em 0.6em; text-align: right; }}
 th:first-child, td:first-child {{ text-align: left; }}
 th {{ background: #eee; }}
+.warning {{ color: #a00; }}
 </style></head>
-<body><table>
+<body>{alert}<table>
 <caption>{html.escape(title)}</caption>
 <thead><tr>{head}</tr></thead>
 <tbody>
@@ -126,7 +128,8 @@ def write_first_step(runs: list[tuple[str, int]], table_paths: list[str], n_embd
 
 def write_token_stats(stats_path: str | Path, output: str | Path) -> None:
     stats = json.loads(Path(stats_path).read_text(encoding="utf-8"))
-    write_text(output, html_table("Token statistics", ("quantity", "value"), token_stats_rows(stats)))
+    write_text(output, html_table("Token statistics", ("quantity", "value"), token_stats_rows(stats),
+                                  stats.get("unk_warning", "")))
 
 
 def write_run_summary(runs: list[tuple[str, int]], table_paths: list[str], output: str | Path) -> None:

@@ -9,6 +9,7 @@ numbers in "rows".
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -270,8 +271,21 @@ def _detail(x: torch.Tensor, y: torch.Tensor) -> str:
 
 
 def provenance_differences(a: Recording, b: Recording) -> list[str]:
-    """The header entries that decide the bytes (numerics settings, hardware, device, versions) and differ."""
-    return [key for key in PROVENANCE if a.metadata.get(key) != b.metadata.get(key)]
+    """The header entries that decide the bytes (numerics settings, hardware, device, versions) and differ,
+    a difference of CPU vendor first (named with both vendors): outside the portable mode, MKL runs other
+    code on Intel and AMD, so that is the likeliest cause on a mixed cluster."""
+    found = [key for key in PROVENANCE if a.metadata.get(key) != b.metadata.get(key)]
+    vendors = [_cpu_vendor(r) for r in (a, b)]
+    if vendors[0] != vendors[1]:
+        found.insert(0, f"CPU vendors ({vendors[0]} vs {vendors[1]})")
+    return found
+
+
+def _cpu_vendor(recording: Recording) -> str | None:
+    try:
+        return json.loads(recording.metadata.get("hardware", "{}")).get("cpu_vendor")
+    except ValueError:
+        return None
 
 
 def check_replicas(pairs: dict[str, tuple[Recording, Recording]], labels: dict[str, tuple[str, str]]) -> dict:

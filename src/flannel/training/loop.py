@@ -72,7 +72,7 @@ def provenance(training: dict, device: torch.device) -> dict[str, str]:
     found = numerics.hardware(device)
     log.info("hardware: %s; numerics: %s", json.dumps(found), json.dumps(settings, sort_keys=True))
     if settings["portable"]:
-        found = {"machine": found["machine"], "cpu": "any x86-64 CPU with AVX2 (portable numerics)"}
+        found = {"machine": found["machine"], "cpu": "any x86-64 CPU with AVX2, Intel or AMD (portable numerics)"}
     return {"numerics": json.dumps(settings, sort_keys=True), "hardware": json.dumps(found, sort_keys=True)}
 
 
@@ -213,11 +213,12 @@ def train_run(config: dict, run: Run, token_ids: torch.Tensor, masks: dict[str, 
                 with torch.no_grad():
                     for work, param in zip(worker_params, params):
                         work.copy_(param)
-            logits = worker(input_ids=window[:, :-1]).logits
-            loss = ForCausalLMLoss(logits, None, vocab_size, shift_labels=targets_for(window, training["objective"]))
-            if not torch.isfinite(loss):
-                raise TrainingError(f"{run.tying} seed {run.seed}: loss is {loss.item()} at step {step}")
-            loss.backward()
+            with numerics.gradient_kernels(training, device, compute_dtype):
+                logits = worker(input_ids=window[:, :-1]).logits
+                loss = ForCausalLMLoss(logits, None, vocab_size, shift_labels=targets_for(window, training["objective"]))
+                if not torch.isfinite(loss):
+                    raise TrainingError(f"{run.tying} seed {run.seed}: loss is {loss.item()} at step {step}")
+                loss.backward()
             if worker is not model:
                 for work, param in zip(worker_params, params):
                     param.grad, work.grad = work.grad.to(param_dtype), None
@@ -230,7 +231,8 @@ def train_run(config: dict, run: Run, token_ids: torch.Tensor, masks: dict[str, 
                 grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None]) if is_record else None
             previous_variance = {name: optimizer.state[state_of[p]]["exp_avg_sq"].clone()
                                  for name, p in model.named_parameters() if state_of[p] in optimizer.state}
-            stepped.step(optimizer)
+            with numerics.optimizer_kernels(device):
+                stepped.step(optimizer)
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             for name, p in model.named_parameters():
