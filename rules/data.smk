@@ -1,5 +1,8 @@
-# The data half: demo corpora (unless the config names a corpus), tokenizer (unless given), token ids,
-# token statistics, live/dead masks.
+# The data half, made once for every experiment: demo corpora (unless the config names a corpus), tokenizer
+# (unless given), token ids, token statistics, live/dead masks.
+
+
+include: "helpers/data.smk"
 
 
 # A file the config names but nothing provides: neither on disk, nor made by another rule (a host workflow's,
@@ -29,8 +32,8 @@ if missing_config_files():
 
 rule demo_corpus:
     output:
-        model="results/data/demo/model_corpus.txt",
-        tokenizer="results/data/demo/tokenizer_corpus.txt",
+        model=DEMO_CORPUS,
+        tokenizer=DEMO_TOKENIZER_CORPUS,
     log:
         "logs/data/demo_corpus.log",
     localrule: True
@@ -49,7 +52,7 @@ rule train_tokenizer:
     input:
         corpus=tokenizer_corpus_path(),
     output:
-        "results/data/tokenizer.json",
+        TOKENIZER,
     log:
         "logs/data/train_tokenizer.log",
     localrule: True
@@ -67,7 +70,7 @@ rule tokenize:
         corpus=corpus_path(),
         tokenizer=tokenizer_path(),
     output:
-        "results/data/token_ids.safetensors",
+        TOKEN_IDS,
     log:
         "logs/data/tokenize.log",
     localrule: True
@@ -83,10 +86,10 @@ rule tokenize:
 rule token_stats:
     input:
         corpus=corpus_path(),
-        token_ids="results/data/token_ids.safetensors",
+        token_ids=TOKEN_IDS,
         tokenizer=tokenizer_path(),
     output:
-        "results/data/token_stats.json",
+        TOKEN_STATS,
     log:
         "logs/data/token_stats.log",
     localrule: True
@@ -103,11 +106,11 @@ rule token_stats:
 
 rule live_dead_tokens:
     input:
-        token_ids="results/data/token_ids.safetensors",
+        token_ids=TOKEN_IDS,
         tokenizer=tokenizer_path(),
     output:
-        masks="results/data/live_dead_tokens.safetensors",
-        table="results/data/live_dead_tokens.csv",
+        masks=MASKS,
+        table=TOKEN_TABLE,
     log:
         "logs/data/live_dead_tokens.log",
     localrule: True
@@ -122,10 +125,10 @@ rule live_dead_tokens:
 
 rule token_stats_table:
     input:
-        stats="results/data/token_stats.json",
+        stats=TOKEN_STATS,
     output:
         report(
-            "results/data/token_stats.html",
+            TOKEN_STATS_TABLE,
             caption="../workflow/report/token_stats.rst",
             category="Tables",
             labels={"table": "token statistics"},

@@ -2,15 +2,18 @@
 # side. Reruns when any experiment's analysis tables change; one local job, cheap next to training.
 
 
+include: "helpers/experiments.smk"
+
+
 rule experiments_summary:
     input:
         runs=summary_inputs(),
         epochs=epoch_tables(),
     output:
         **across_experiment_figure_outputs(),
-        tsv="results/experiments/summary.tsv",
+        tsv=SUMMARY,
         html=report(
-            "results/experiments/summary.html",
+            SUMMARY_TABLE,
             caption="../workflow/report/experiments_summary.rst",
             category="Across experiments",
             labels={"table": "one row per run of every experiment"},

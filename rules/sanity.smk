@@ -4,12 +4,15 @@
 # failed reproducibility check leaves the report on disk (Snakemake deletes the outputs of a failed job).
 
 
+include: "helpers/sanity.smk"
+
+
 rule replica:
     input:
-        token_ids="results/data/token_ids.safetensors",
-        masks="results/data/live_dead_tokens.safetensors",
+        token_ids=TOKEN_IDS,
+        masks=MASKS,
     output:
-        run="results/{experiment}/sanity/replica/{tying}/seed{seed}.safetensors",
+        run=REPLICA,
     log:
         "logs/{experiment}/sanity/replica/{tying}/seed{seed}.log",
     benchmark:
@@ -33,14 +36,14 @@ rule sanity_check:
     input:
         unpack(sanity_inputs),
     output:
-        json="results/{experiment}/sanity/report.json",
+        json=SANITY_REPORT,
         md=report(
-            "results/{experiment}/sanity/report.md",
+            SANITY_MARKDOWN,
             caption="../workflow/report/sanity.rst",
             category="Sanity checks",
             subcategory="{experiment}",
         ),
-        manifest="results/{experiment}/sanity/manifest.tsv",
+        manifest=SANITY_MANIFEST,
     log:
         "logs/{experiment}/sanity/sanity_check.log",
     benchmark:
@@ -64,9 +67,9 @@ rule sanity_check:
 
 rule sanity_verdict:
     input:
-        report="results/{experiment}/sanity/report.json",
+        report=SANITY_REPORT,
     output:
-        "results/{experiment}/sanity/verdict.txt",
+        VERDICT,
     log:
         "logs/{experiment}/sanity/sanity_verdict.log",
     localrule: True

@@ -1,15 +1,18 @@
 # One training job per (experiment, tying, seed): the streamed recording and the table of what moved.
 
 
+include: "helpers/train.smk"
+
+
 rule train:
     input:
-        token_ids="results/data/token_ids.safetensors",
-        masks="results/data/live_dead_tokens.safetensors",
+        token_ids=TOKEN_IDS,
+        masks=MASKS,
         # token_stats refuses a corpus too short for the batch, so that fails before any training starts.
-        stats="results/data/token_stats.json",
+        stats=TOKEN_STATS,
     output:
-        run="results/{experiment}/runs/{tying}/seed{seed}.safetensors",
-        moved="results/{experiment}/runs/{tying}/seed{seed}.moved.tsv",
+        run=RUN,
+        moved=MOVED,
     log:
         "logs/{experiment}/train/{tying}/seed{seed}.log",
     benchmark:

@@ -1,0 +1,34 @@
+# The paths and input/output helpers of rules/train.smk (the linter keeps functions out of rule files).
+RUN = "results/{experiment}/runs/{tying}/seed{seed}.safetensors"
+MOVED = "results/{experiment}/runs/{tying}/seed{seed}.moved.tsv"
+
+
+def train_targets(experiment):
+    return per_run(experiment, RUN) + per_run(experiment, MOVED)
+
+
+def train_mem_mb(wildcards):
+    """The model, the fp32 logits of one batch and the per-step record copies; never the whole recording."""
+    experiment = EXPERIMENTS[wildcards.experiment]
+    model, training = experiment["model"], experiment["training"]
+    logits_mb = training["batch_size"] * training["seq_len"] * model["vocab_size"] * 4 * 6 / 2**20
+    return int(1024 + logits_mb)
+
+
+def training_gpus(wildcards):
+    """Training jobs ask SLURM for a GPU only when the experiment trains on one."""
+    return 1 if EXPERIMENTS[wildcards.experiment]["training"]["device"] == "cuda" else 0
+
+
+def training_threads(wildcards):
+    return EXPERIMENTS[wildcards.experiment]["training"]["threads"]
+
+
+def train_runtime_min(wildcards):
+    """Minutes for SLURM, from a conservative 0.5 steps/s."""
+    return int(10 + EXPERIMENTS[wildcards.experiment]["training"]["steps"] / 0.5 / 60)
+
+
+def replica_runtime_min(wildcards):
+    """Two trainings back to back: the warm-up seed, then the replica."""
+    return 2 * train_runtime_min(wildcards)
