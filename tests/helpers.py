@@ -1,8 +1,10 @@
-"""Helpers shared by the tests (importable because pytest puts tests/ on the path): the tiny config, training a
-tiny run, copies of the repository and Snakemake calls, and planted damage to recordings."""
+"""Helpers shared by the unit and the workflow tests (importable as `helpers`: pyproject.toml's pytest
+`pythonpath` puts tests/ on the path): the tiny config, training a tiny run, a run's payload digest, copies of the
+repository and Snakemake calls, and planted damage to recordings."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -42,6 +44,14 @@ def train_tiny(tiny_data, folder: Path, tying: str, seed: int, config: dict | No
     train_run(config or tiny_data["config"], Run(tying, seed), tiny_data["ids"], tiny_data["masks"], out,
               out.with_suffix(".moved.tsv"))
     return out
+
+
+def payload_sha256(path) -> str:
+    """SHA-256 of every byte after the safetensors header: all tensors (the header names package versions)."""
+    with open(path, "rb") as handle:
+        (header_size,) = struct.unpack("<Q", handle.read(8))
+        handle.seek(8 + header_size)
+        return hashlib.sha256(handle.read()).hexdigest()
 
 
 def copy_repo(destination: Path) -> Path:

@@ -12,7 +12,7 @@ InstrumentedTrainer on transformers.Trainer and their TrainingArguments. What ch
   - `use_cpu` is set on a machine without an accelerator: transformers 5.x refuses `bf16=True` on CPU otherwise;
   - prints are off unless `verbose`, the hook counts its calls so the off-by-one can be observed, and callers
     may pass Trainer callbacks (the benchmark's clock).
-Used by tests/test_parity.py and tools/benchmark.py.
+Used by tests/unit/test_parity.py and tools/benchmark.py.
 """
 
 from __future__ import annotations

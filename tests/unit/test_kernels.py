@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import python_env, tiny_config
-from test_golden import GOLDEN, payload_sha256
+from test_golden import GOLDEN
 
 from flannel.errors import TrainingError
 from flannel.kernels import PortableKernels, ieee_sqrt

@@ -9,12 +9,10 @@ package versions (numpy and Python are not pinned); its numerics entry is checke
 
 from __future__ import annotations
 
-import hashlib
 import json
-import struct
 
 import pytest
-from helpers import tiny_config, train_tiny
+from helpers import payload_sha256, tiny_config, train_tiny
 
 from flannel.recording import Recording
 from flannel.training.numerics import x86_64
@@ -27,13 +25,6 @@ GOLDEN = {
     ("tied", "bfloat16"): "494763c267ee4feca1a9a465a726b06db22a21d5c18012fac6f633555fa35e77",
     ("untied", "bfloat16"): "82d02aa38f7ecaa323afba4c0254355026b7810e53cada807e83204ff166cc0f",
 }
-
-
-def payload_sha256(path) -> str:
-    with open(path, "rb") as handle:
-        (header_size,) = struct.unpack("<Q", handle.read(8))
-        handle.seek(8 + header_size)
-        return hashlib.sha256(handle.read()).hexdigest()
 
 
 @pytest.mark.skipif(not x86_64(), reason="the portable numerics pin x86-64 kernels")

@@ -10,7 +10,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from helpers import ROOT, python_env, tiny_config, train_tiny
+from helpers import ROOT, payload_sha256, python_env, tiny_config, train_tiny
 from flannel.config import data_seed, run_config
 from flannel.errors import TrainingError
 from flannel.recording import Recording, RecordingError
@@ -170,13 +170,6 @@ def test_an_unfinished_recording_is_refused(tiny_data, tmp_path):
         recorder.finish("0" * 64)
 
 
-@pytest.mark.slow
-def test_cores_1_and_cores_2_give_the_same_run_bytes(workflow_run, workflow_run_serial):
-    for name in ("tied/seed42", "tied/seed43", "untied/seed42"):
-        path = f"results/main/runs/{name}.safetensors"
-        assert (workflow_run / path).read_bytes() == (workflow_run_serial / path).read_bytes(), name
-
-
 def _write_records(path, background: bool) -> bytes:
     from flannel.recording import StreamingSafetensors
 
@@ -221,7 +214,6 @@ def test_grad_norms_are_the_pre_clip_global_norm(tiny_data, tmp_path):
 
 
 def test_a_run_is_its_resolved_seeds_whatever_its_own_seed(tiny_data, tmp_path):
-    from test_golden import payload_sha256
 
     plain = train_tiny(tiny_data, tmp_path / "plain", "tied", 42)
     named = train_tiny(tiny_data, tmp_path / "named", "tied", 43, tiny_config(training={"init_seed": 42, "data_seed": 42}))

@@ -11,8 +11,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from helpers import copy_repo, job_counts, snakemake, tiny_config
-from test_golden import payload_sha256
+from helpers import copy_repo, job_counts, payload_sha256, snakemake, tiny_config
 
 from flannel import config as flannel_config
 from flannel.errors import ConfigError

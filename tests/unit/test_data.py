@@ -139,13 +139,3 @@ def test_token_id_at_or_above_vocab_size_is_refused(tmp_path):
     tokens.save_token_ids(np.array([1, 2, 9], dtype=np.uint16), tmp_path / "ids.safetensors")
     with pytest.raises(DataError, match="token id 9 is not below vocab_size 9"):
         tokens.load_token_ids(tmp_path / "ids.safetensors", 9)
-
-
-@pytest.mark.slow
-def test_data_half_gives_identical_bytes_in_another_directory(workflow_run, workflow_run_serial):
-    for name in ["results/data/tokenizer.json", "results/data/token_ids.safetensors",
-                 "results/data/live_dead_tokens.safetensors", "results/data/live_dead_tokens.csv",
-                 "results/data/token_stats.json"]:
-        assert (workflow_run_serial / name).read_bytes() == (workflow_run / name).read_bytes(), name
-    with safe_open(str(workflow_run / "results/data/live_dead_tokens.safetensors"), "pt") as handle:
-        assert set(handle.keys()) == {"live_mask", "dead_mask", "live_indices", "dead_indices", "token_occurrence_counts"}

@@ -34,7 +34,7 @@ def test_shipped_configs_validate_and_every_default_key_is_commented():
     for name in ("config.yaml", "test.yaml"):
         flannel_config.load(ROOT / "config" / name)
     # flannel.yaml names the user's own corpus and tokenizer; whether they exist is checked when a job needs them
-    # (tests/test_faults.py), so the config is valid without them.
+    # (tests/workflow/test_faults.py), so the config is valid without them.
     assert not (ROOT / "data" / "flannel_model_corpus.txt").exists()
     assert flannel_config.load(ROOT / "config" / "flannel.yaml")["model"]["vocab_size"] == 10000
     default = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
