@@ -1,5 +1,5 @@
-"""Every `snakemake` command the READMEs show (README.md, config/README.md), run as a dry run on a copy of the
-finished test workflow, does what its comment says. (The SLURM commands run for real in tests/slurm/;
+"""Every `snakemake` command the READMEs show (README.md, config/README.md, the docs/ pages), run as a dry run on
+a copy of the finished test workflow, does what its comment says. (The SLURM commands run for real in tests/slurm/;
 `--report` in the report tests.)"""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import shutil
 import pytest
 from helpers import ROOT, job_counts, snakemake
 
-READMES = (ROOT / "README.md", ROOT / "config" / "README.md")
+READMES = (ROOT / "README.md", ROOT / "config" / "README.md", *sorted((ROOT / "docs").glob("*.md")))
 COMMANDS = [line.split("  #")[0].strip() for readme in READMES for block in re.findall(r"```bash\n(.*?)```", readme.read_text(), re.S)
             for line in block.splitlines() if line.startswith("snakemake ")]
 
