@@ -3,8 +3,8 @@
 One subpackage per stage of the workflow's DAG, in DAG order, and at the top what every stage uses:
 
 - data: the corpus, the tokenizer, token ids and the live/dead masks (corpus, tokens).
-- training: the model, the numerics that decide a run's bytes, the recorder, the training loop (model, numerics,
-  recorder, loop).
+- training: the model, the numerics that decide a run's bytes, the recorder, the training loop and a training
+  job's set-up (model, numerics, recorder, loop, job).
 - sanity: the sanity checks and the sanity report (checks, series, legacy, report, render).
 - analysis: the per-run and per-pair tables read from the recordings (rows, metrics, per_step, adam,
   lattice, epochs, distances).

@@ -1,25 +1,15 @@
 # The replica of a reference run (rule replica): a warm-up seed first, then the run, in this one process.
-import json
-
-from flannel.config import experiment_config
 from flannel.logs import script_logging
-from flannel.training.numerics import pin_cpu_kernels
+from flannel.training.job import training_job
 
 with script_logging(snakemake.log[0]) as log:
-    config = json.loads(snakemake.params.training)
-    # The progress-line interval reaches no byte, so it is read from the config itself, not from a param:
-    # Snakemake reruns a job whose params change, and a logging knob must not retrain.
-    experiment = experiment_config(snakemake.config, snakemake.wildcards.experiment)
-    config["training"]["log_every"] = experiment["training"]["log_every"]
-    pin_cpu_kernels(config["training"]["portable_numerics"])  # before torch loads
-    from flannel.data import tokens
-    from flannel.outputs import sha256_file
-    from flannel.training.loop import Run, train_replica
+    job = training_job(snakemake.params.training, snakemake.config, snakemake.wildcards, snakemake.input.token_ids,
+                       snakemake.input.masks)
+    from flannel.training.loop import train_replica  # torch loads here, after the kernels are pinned
 
-    ids = tokens.load_token_ids(snakemake.input.token_ids, config["model"]["vocab_size"])
-    run = Run(snakemake.wildcards.tying, int(snakemake.wildcards.seed))
     warmup_seed = snakemake.params.warmup_seed
-    log.info("warm-up seed %d first, then the replica of %s seed %d, in this process", warmup_seed, run.tying, run.seed)
-    result = train_replica(config, run, ids, tokens.load_masks(snakemake.input.masks), snakemake.output.run,
-                           warmup_seed=warmup_seed, token_ids_sha256=sha256_file(snakemake.input.token_ids))
+    log.info("warm-up seed %d first, then the replica of %s seed %d, in this process", warmup_seed, job.run.tying,
+             job.run.seed)
+    result = train_replica(job.config, job.run, job.token_ids, job.masks, snakemake.output.run,
+                           warmup_seed=warmup_seed, token_ids_sha256=job.token_ids_sha256)
     log.info("final state sha256 %s", result["state_sha256_final"])

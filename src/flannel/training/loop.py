@@ -150,45 +150,81 @@ def versions() -> dict[str, str]:
             "safetensors": safetensors.__version__, "numpy": numpy.__version__}
 
 
-def train_run(config: dict, run: Run, token_ids: torch.Tensor, masks: dict[str, torch.Tensor], out_path,
-              moved_path=None, *, token_ids_sha256: str = "", batches=None) -> dict:
-    """Train one run and stream its recording to `out_path`. `batches` (an iterator of window start
-    offsets) replaces the seeded sampler; the parity test uses it to replay another trainer's order."""
+class WorkingCopy:
+    """The fast path's precision bookkeeping: a working copy of the model in compute_dtype (fp32) computes the
+    gradients, while the weights and Adam state stay in param_dtype. Without it (compute_dtype == param_dtype)
+    the model computes its own gradients and both methods do nothing."""
+
+    def __init__(self, model, compute_dtype: torch.dtype, param_dtype: torch.dtype):
+        self.model, self.param_dtype = model, param_dtype
+        self.worker = copy.deepcopy(model).to(compute_dtype) if compute_dtype != param_dtype else model
+        self.params, self.worker_params = list(model.parameters()), list(self.worker.parameters())
+
+    def load_weights(self) -> None:
+        """The current weights into the working copy, before its forward pass."""
+        if self.worker is not self.model:
+            with torch.no_grad():
+                for work, param in zip(self.worker_params, self.params):
+                    work.copy_(param)
+
+    def hand_back_grads(self) -> None:
+        """The working copy's gradients onto the weights, rounded to param_dtype once."""
+        if self.worker is not self.model:
+            for work, param in zip(self.worker_params, self.params):
+                param.grad, work.grad = work.grad.to(self.param_dtype), None
+
+
+class VarianceWatch:
+    """Which Adam second-moment elements ever decrease (bf16 v x beta2 can round back to v, so in the
+    notebooks' regime they never do): each step's v compared with the one before it."""
+
+    def __init__(self, model, optimizer, state_of: dict):
+        self.named, self.optimizer, self.state_of = list(model.named_parameters()), optimizer, state_of
+        self.decreased = {name: torch.zeros_like(p, dtype=torch.bool) for name, p in self.named}
+
+    def before_step(self) -> dict[str, torch.Tensor]:
+        state = self.optimizer.state
+        return {name: state[self.state_of[p]]["exp_avg_sq"].clone()
+                for name, p in self.named if self.state_of[p] in state}
+
+    def after_step(self, previous: dict[str, torch.Tensor]) -> None:
+        for name, p in self.named:
+            if name in previous:
+                self.decreased[name] |= self.optimizer.state[self.state_of[p]]["exp_avg_sq"] < previous[name]
+
+
+def adamw(params: list[torch.nn.Parameter], training: dict):
+    betas = (training["adam_beta1"], training["adam_beta2"])
+    return torch.optim.AdamW(params, lr=training["learning_rate"], betas=betas, eps=training["adam_epsilon"],
+                             weight_decay=training["weight_decay"], foreach=False)
+
+
+def pre_clip_norm(params: list[torch.nn.Parameter], max_grad_norm: float | None, is_record: bool):
+    """Clip the gradients (when configured) and return their global norm before clipping, in the grads' dtype:
+    with it a replay rebuilds the clipping factor. Without clipping it is computed for a record only."""
+    if max_grad_norm is not None:
+        return torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+    return torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None]) if is_record else None
+
+
+def open_recorder(config: dict, run: Run, masks: dict, device: torch.device, out_path, *, token_ids_sha256: str,
+                  initial_digest: str) -> RunRecorder:
+    """The run's recording, opened before step 1: its shapes, the scalars the notebooks stored and the header
+    (the run config, seeds, versions, what decides the bytes, the token ids' and the initial state's digests)."""
     model_cfg, training, recording = config["model"], config["training"], config["recording"]
-    steps, seq_len, vocab_size = training["steps"], training["seq_len"], model_cfg["vocab_size"]
-    check_windows(token_ids.numel(), training["batch_size"], seq_len, "token ids")
-    make_deterministic(training)
-    device = pick_device(training["device"])
-    param_dtype, compute_dtype = DTYPES[training["param_dtype"]], DTYPES[training["compute_dtype"]]
-
-    model = build_model(model_cfg, run.tied, init_seed(config, run.seed), param_dtype).to(device)
-    # The fast path: an fp32 working copy computes the gradients; weights and Adam state stay in param_dtype.
-    worker = copy.deepcopy(model).to(compute_dtype) if compute_dtype != param_dtype else model
-    params, worker_params = list(model.parameters()), list(worker.parameters())
-    stepped = StateDtype(params, DTYPES[training["optimizer_state_dtype"] or training["param_dtype"]])
-    optimizer = torch.optim.AdamW(stepped.params, lr=training["learning_rate"], betas=(training["adam_beta1"], training["adam_beta2"]),
-                                  eps=training["adam_epsilon"], weight_decay=training["weight_decay"], foreach=False)
-    scheduler = lr_scheduler(optimizer, training)
-    recorded = {"W": unembedding_W(model)} if run.tied else {"E": embedding_E(model), "W": unembedding_W(model)}
-
-    initial_digest = state_sha256(model)
-    initial_state = {name: p.detach().clone() for name, p in model.named_parameters()}
-    variance_decreased = {name: torch.zeros_like(p, dtype=torch.bool) for name, p in model.named_parameters()}
-    state_of = dict(zip(params, stepped.params))  # the optimizer's tensor of each model parameter
-    record_every = recording["record_every"]
-    n_live, n_dead = int(masks["live_mask"].sum()), int(masks["dead_mask"].sum())
-    recorder = RunRecorder(
-        out_path, tied=run.tied, rows=recorded_rows(config, masks["dead_mask"], run.seed), vocab_size=vocab_size,
-        n_embd=model_cfg["n_embd"], n_records=steps // record_every + 1, quantities=recording["quantities"],
+    as_float = {key: torch.tensor(value, dtype=torch.float32) for key, value in (
+        ("init_scale", model_cfg["init_scale"]), ("learning_rate", training["learning_rate"]),
+        ("weight_decay", training["weight_decay"]), ("adam_beta1", training["adam_beta1"]),
+        ("adam_beta2", training["adam_beta2"]))}
+    return RunRecorder(
+        out_path, tied=run.tied, rows=recorded_rows(config, masks["dead_mask"], run.seed),
+        vocab_size=model_cfg["vocab_size"], n_embd=model_cfg["n_embd"],
+        n_records=training["steps"] // recording["record_every"] + 1, quantities=recording["quantities"],
         dtype=DTYPES[recording["dtype"]],
         scalars={
-            "init_scale": torch.tensor(model_cfg["init_scale"], dtype=torch.float32),
-            "learning_rate": torch.tensor(training["learning_rate"], dtype=torch.float32),
-            "weight_decay": torch.tensor(training["weight_decay"], dtype=torch.float32),
-            "adam_beta1": torch.tensor(training["adam_beta1"], dtype=torch.float32),
-            "adam_beta2": torch.tensor(training["adam_beta2"], dtype=torch.float32),
-            "n_live": torch.tensor(n_live, dtype=torch.int64),
-            "n_dead": torch.tensor(n_dead, dtype=torch.int64),
+            **as_float,
+            "n_live": torch.tensor(int(masks["live_mask"].sum()), dtype=torch.int64),
+            "n_dead": torch.tensor(int(masks["dead_mask"].sum()), dtype=torch.int64),
             "tied_weights": torch.tensor(run.tied, dtype=torch.bool),
             "dead_indices": masks["dead_indices"].to(torch.int64),
         },
@@ -200,44 +236,54 @@ def train_run(config: dict, run: Run, token_ids: torch.Tensor, masks: dict[str, 
             "token_ids_sha256": token_ids_sha256, "state_sha256_initial": initial_digest,
         },
     )
+
+
+def train_run(config: dict, run: Run, token_ids: torch.Tensor, masks: dict[str, torch.Tensor], out_path,
+              moved_path=None, *, token_ids_sha256: str = "", batches=None) -> dict:
+    """Train one run and stream its recording to `out_path`. `batches` (an iterator of window start
+    offsets) replaces the seeded sampler; the parity test uses it to replay another trainer's order."""
+    training, steps, seq_len = config["training"], config["training"]["steps"], config["training"]["seq_len"]
+    check_windows(token_ids.numel(), training["batch_size"], seq_len, "token ids")
+    make_deterministic(training)
+    device = pick_device(training["device"])
+    param_dtype, compute_dtype = DTYPES[training["param_dtype"]], DTYPES[training["compute_dtype"]]
+    model = build_model(config["model"], run.tied, init_seed(config, run.seed), param_dtype).to(device)
+    working = WorkingCopy(model, compute_dtype, param_dtype)
+    stepped = StateDtype(working.params, DTYPES[training["optimizer_state_dtype"] or training["param_dtype"]])
+    optimizer = adamw(stepped.params, training)
+    scheduler = lr_scheduler(optimizer, training)
+    recorded = {"W": unembedding_W(model)} if run.tied else {"E": embedding_E(model), "W": unembedding_W(model)}
+    initial_digest = state_sha256(model)
+    initial_state = {name: p.detach().clone() for name, p in model.named_parameters()}
+    state_of = dict(zip(working.params, stepped.params))  # the optimizer's tensor of each model parameter
+    variance = VarianceWatch(model, optimizer, state_of)
+    recorder = open_recorder(config, run, masks, device, out_path, token_ids_sha256=token_ids_sha256,
+                             initial_digest=initial_digest)
     try:
         recorder.record(0, recorded, optimizer, None, None, float("nan"), state_of=state_of)
         if batches is None:
             batches = window_batches(token_ids.numel(), seq_len, training["batch_size"], data_seed(config, run.seed))
-        offsets = torch.arange(seq_len + 1)
-        tokens = token_ids.to(device)
-        started = time.perf_counter()
+        offsets, tokens, started = torch.arange(seq_len + 1), token_ids.to(device), time.perf_counter()
         for step in range(1, steps + 1):
             window = tokens[next(batches).to(device)[:, None] + offsets.to(device)]
-            if worker is not model:
-                with torch.no_grad():
-                    for work, param in zip(worker_params, params):
-                        work.copy_(param)
+            working.load_weights()
             with numerics.gradient_kernels(training, device, compute_dtype):
-                logits = worker(input_ids=window[:, :-1]).logits
-                loss = ForCausalLMLoss(logits, None, vocab_size, shift_labels=targets_for(window, training["objective"]))
+                logits = working.worker(input_ids=window[:, :-1]).logits
+                loss = ForCausalLMLoss(logits, None, config["model"]["vocab_size"],
+                                       shift_labels=targets_for(window, training["objective"]))
                 if not torch.isfinite(loss):
                     raise TrainingError(f"{run.tying} seed {run.seed}: loss is {loss.item()} at step {step}")
                 loss.backward()
-            if worker is not model:
-                for work, param in zip(worker_params, params):
-                    param.grad, work.grad = work.grad.to(param_dtype), None
-            is_record = step % record_every == 0
-            grads = recorder.snapshot_grads(recorded) if is_record else None
-            # The pre-clip global norm, in the grads' dtype: with it a replay rebuilds the clipping factor.
-            if training["max_grad_norm"] is not None:
-                grad_norm = torch.nn.utils.clip_grad_norm_(params, training["max_grad_norm"])
-            else:
-                grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None]) if is_record else None
-            previous_variance = {name: optimizer.state[state_of[p]]["exp_avg_sq"].clone()
-                                 for name, p in model.named_parameters() if state_of[p] in optimizer.state}
+            working.hand_back_grads()
+            is_record = step % config["recording"]["record_every"] == 0
+            grads = recorder.snapshot_grads(recorded) if is_record else None  # before clipping
+            grad_norm = pre_clip_norm(working.params, training["max_grad_norm"], is_record)
+            previous_variance = variance.before_step()
             with numerics.optimizer_kernels(device):
                 stepped.step(optimizer)
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            for name, p in model.named_parameters():
-                if name in previous_variance:
-                    variance_decreased[name] |= optimizer.state[state_of[p]]["exp_avg_sq"] < previous_variance[name]
+            variance.after_step(previous_variance)
             if is_record:
                 recorder.record(step, recorded, optimizer, grads, logits[0, -1].detach(), loss.item(), grad_norm.item(),
                                 state_of=state_of)
@@ -248,7 +294,7 @@ def train_run(config: dict, run: Run, token_ids: torch.Tensor, masks: dict[str, 
     except BaseException:
         recorder.abort()
         raise
-    moved = moved_table(model, initial_state, variance_decreased)
+    moved = moved_table(model, initial_state, variance.decreased)
     if moved_path is not None:
         write_tsv(moved_path, moved)
     return {"state_sha256_initial": initial_digest, "state_sha256_final": final_digest, "moved": moved}
