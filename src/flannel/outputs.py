@@ -1,4 +1,5 @@
-"""Writing outputs: never a half-written file at the final path, no machine paths, tables as TSV."""
+"""Outputs: never a half-written file at the final path, no machine paths, tables as TSV (written, and read
+back with their columns checked)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A safetensors file written while training runs, and lazy, checked reads of it.
+"""The recording format: a safetensors file written while training runs, and lazy, checked reads of it.
 
 The shapes of every recorded tensor are known before step 1, so the header is written first and each record
 is placed at its offset with pwrite; nothing accumulates in RAM. The writes run on a thread of their own, so

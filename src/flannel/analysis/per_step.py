@@ -1,4 +1,5 @@
-"""Per-run analysis tables of the dead and live rows, computed from a recording one record at a time.
+"""One row per recorded step: a run's analysis table of its dead and live rows, and a seed's tied/untied
+decomposition table, computed from the recordings one record at a time.
 
 Memory stays bounded by a few [rows, D] matrices per side (record 0, the previous record and the current
 one), whatever the number of records. The metrics are small functions on tensors (flannel.analysis.metrics).

@@ -39,7 +39,7 @@ def _mean_over_steps(column: str):
     return lambda table: float(table[column].iloc[1:].mean())
 
 
-def e_vs_w(untied: list[pd.DataFrame]) -> tuple[str, str]:
+def answer_e_vs_w(untied: list[pd.DataFrame]) -> tuple[str, str]:
     if not untied:
         return NO_UNTIED, ""
     e, w = (_median(untied, _last(f"{side}_dead_displacement_from_init")) for side in ("E", "W"))
@@ -49,7 +49,7 @@ def e_vs_w(untied: list[pd.DataFrame]) -> tuple[str, str]:
     return answer, f"last-step displacement from t=0: untied E {e:.4g}, untied W {w:.4g}; largest fraction of E's dead rows moved in a step {moved_e:.3g}"
 
 
-def decomposition(decompositions: list[pd.DataFrame]) -> tuple[str, str]:
+def answer_decomposition(decompositions: list[pd.DataFrame]) -> tuple[str, str]:
     if not decompositions:
         return "no seed trained both tied and untied", ""
     total, w, e = (_median(decompositions, _last(f"dead_residual_{part}")) for part in ("sum", "W", "E"))
@@ -63,7 +63,7 @@ def decomposition(decompositions: list[pd.DataFrame]) -> tuple[str, str]:
     return answer, f"relative residual at the last step: sum {total:.4g}, W alone {w:.4g}, E alone {e:.4g}"
 
 
-def expansion(tied: list[pd.DataFrame], untied: list[pd.DataFrame]) -> tuple[str, str]:
+def answer_expansion(tied: list[pd.DataFrame], untied: list[pd.DataFrame]) -> tuple[str, str]:
     tied_growth = _median(tied, _growth("W"))
     if not untied:
         return NO_UNTIED, f"tied W: radius from the origin x{tied_growth:.4g} from t=0 to the last step"
@@ -73,7 +73,7 @@ def expansion(tied: list[pd.DataFrame], untied: list[pd.DataFrame]) -> tuple[str
     return answer, f"dead rows' mean distance from the origin, last step / t=0: tied W {tied_growth:.4g}, untied W {untied_growth:.4g}"
 
 
-def gradients(tied: list[pd.DataFrame], untied: list[pd.DataFrame]) -> tuple[str, str]:
+def answer_gradients(tied: list[pd.DataFrame], untied: list[pd.DataFrame]) -> tuple[str, str]:
     tied_w = _median(tied, _mean_over_steps("W_dead_grad_norm"))
     live_w = _median(tied, _mean_over_steps("W_live_grad_norm"))
     if not untied:
@@ -88,5 +88,6 @@ def gradients(tied: list[pd.DataFrame], untied: list[pd.DataFrame]) -> tuple[str
 def findings_rows(tied: list[pd.DataFrame], untied: list[pd.DataFrame],
                   decompositions: list[pd.DataFrame]) -> list[tuple[str, str, str]]:
     """(question, answer, numbers) for each of 1.20b's next steps."""
-    answers = (e_vs_w(untied), decomposition(decompositions), expansion(tied, untied), gradients(tied, untied))
+    answers = (answer_e_vs_w(untied), answer_decomposition(decompositions), answer_expansion(tied, untied),
+               answer_gradients(tied, untied))
     return [(question, *answer) for question, answer in zip(QUESTIONS, answers, strict=True)]
