@@ -44,6 +44,16 @@ def test_modules_are_followed_through_the_package(fake_package):
     assert script_modules(script, package) == ["__init__", "a", "b", "c", "f", "s", "s.e"]
 
 
+def test_a_dotted_import_runs_every_package_init_on_its_way(tmp_path):
+    package = tmp_path / "flannel"
+    (package / "s" / "t").mkdir(parents=True)
+    for init in (package, package / "s", package / "s" / "t"):
+        (init / "__init__.py").write_text("")
+    (package / "s" / "t" / "u.py").write_text("x = 1\n")
+    (tmp_path / "script.py").write_text("import flannel.s.t.u\n")
+    assert script_modules(tmp_path / "script.py", package) == ["__init__", "s", "s.t", "s.t.u"]
+
+
 def test_the_digest_ignores_comments_and_docstrings_but_not_code(fake_package):
     package, script = fake_package
     before = code_digest(script, package)
