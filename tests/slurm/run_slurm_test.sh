@@ -15,7 +15,7 @@
 # 4. stops the daemons (also on failure or interrupt).
 #
 # Environment: FLANNEL_SLURM_KEEP=1 keeps the temp dir; FLANNEL_SLURM_TIMEOUT (s, default 900)
-# bounds each snakemake run; FLANNEL_SLURM_FAIL_LIMIT (s, default 600) bounds the failing run (train has retries: 2, so it is submitted three times: about 230 s here).
+# bounds each snakemake run; FLANNEL_SLURM_FAIL_LIMIT (s, default 600) bounds the failing run (the SLURM profile sets retries: 2, so it is submitted three times: about 230 s here).
 set -uo pipefail
 
 REQUIRE=0

@@ -85,17 +85,19 @@ def test_a_directory_as_the_corpus_or_tokenizer_is_named_a_directory(tmp_path):
 
 
 @pytest.mark.slow
-def test_list_changes_params_lists_what_a_package_edit_reruns(finished_copy):
-    """Package code reaches the rules as a digest param: --list-changes params names the figures after an edit
-    to the figure code, --list-changes code (scripts only) does not. The README says which to use."""
+def test_the_summary_names_what_a_package_edit_reruns(finished_copy):
+    """Package code reaches the rules as a digest param: after an edit to the figure code, `snakemake --summary`
+    marks the figures (and nothing upstream) `params changed`, as the README says; --list-changes code
+    (scripts only) names nothing."""
     plots = finished_copy / "src" / "flannel" / "plots.py"
     plots.write_text(plots.read_text(encoding="utf-8") + "\nEDITED = True\n", encoding="utf-8")
-    listed = {kind: [line for line in snakemake(finished_copy, "--list-changes", kind, "--configfile",
-                                                "config/test.yaml").stdout.splitlines() if line.startswith("results/")]
-              for kind in ("params", "code")}
-    assert "results/main/figures/a_dead_cloud.png" in listed["params"] and not listed["code"]
-    assert not any("/runs/" in path for path in listed["params"])
-    assert "snakemake --list-changes params" in (ROOT / "README.md").read_text(encoding="utf-8")
+    summary = snakemake(finished_copy, "--summary", "--configfile", "config/test.yaml").stdout.splitlines()
+    changed = {line.split("\t")[0] for line in summary if "\tparams changed\t" in line}
+    assert "results/main/figures/a_dead_cloud.png" in changed
+    assert not any("/runs/" in path or "/analysis/" in path or "results/data/" in path for path in changed), changed
+    code = snakemake(finished_copy, "--list-changes", "code", "--configfile", "config/test.yaml").stdout
+    assert not [line for line in code.splitlines() if line.startswith("results/")]
+    assert 'snakemake --summary | grep "params changed"' in (ROOT / "README.md").read_text(encoding="utf-8")
 
 
 LIST_FLAGS = ("--configfile", "--config", "--forcerun", "--until", "--omit-from", "--allowed-rules", "--envvars",
