@@ -145,7 +145,7 @@ def test_check_7_names_a_cpu_vendor_difference_first():
 @pytest.mark.skipif(not x86_64(), reason="the pins are x86's")
 def test_numpy_loaded_before_the_pins_is_refused_naming_the_key():
     """OpenBLAS reads its core type when numpy loads: after that the pin could no longer take effect."""
-    code = "import numpy; from flannel.numerics import pin_cpu_kernels; pin_cpu_kernels(True)"
+    code = "import numpy; from flannel.training.numerics import pin_cpu_kernels; pin_cpu_kernels(True)"
     env = {key: value for key, value in python_env().items() if not key.startswith("OPENBLAS_")}
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1

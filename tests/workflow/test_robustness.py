@@ -89,7 +89,7 @@ def test_the_summary_names_what_a_package_edit_reruns(finished_copy):
     """Package code reaches the rules as a digest param: after an edit to the figure code, `snakemake --summary`
     marks the figures (and nothing upstream) `params changed`, as the README says; --list-changes code
     (scripts only) names nothing."""
-    plots = finished_copy / "src" / "flannel" / "plots.py"
+    plots = finished_copy / "src" / "flannel" / "report" / "panels.py"
     plots.write_text(plots.read_text(encoding="utf-8") + "\nEDITED = True\n", encoding="utf-8")
     summary = snakemake(finished_copy, "--summary", "--configfile", "config/test.yaml").stdout.splitlines()
     changed = {line.split("\t")[0] for line in summary if "\tparams changed\t" in line}
