@@ -4,12 +4,15 @@ tiny real runs, passing and failing on a flipped byte of a recorded moment."""
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
-from helpers import flip_byte, tiny_config, train_tiny, write_recording
+from helpers import flip_byte, python_env, tiny_config, train_tiny, write_recording
 
 from flannel.analysis import adam
 from flannel.analysis.rows import scheduled_lr
@@ -246,3 +249,34 @@ def test_float32_moments_with_bf16_weights_replay_bitwise_and_decay(tiny_data, t
     table = adam.adam_accounting(recording.path)
     assert (table.filter(like="_bitwise").iloc[1:] == 1.0).all().all()
     assert table["W_live_v_decreased"].iloc[2:].max() > 0  # float32 moments decay again
+
+
+# Sanity check 9's one failure at the demo scale (config/sweeps.yaml, float32_moments, tied seed 42): the element
+# of W at (449, 0), step 80, and at (1071, 62), step 449, as recorded by training (float32 m and v, bf16 W).
+REPLAY_CASES = [  # step, lr, W_(t-1), m_t, v_t, W_t
+    (80, 0.000842, -0.00087738037109375, 0.0002299438783666119, 4.1636130987399156e-08, -0.00113677978515625),
+    (449, 0.000104, -0.001739501953125, 0.0002977865224238485, 2.944569246210449e-07, -0.00177001953125),
+]
+REPLAY = """
+import json, sys
+import torch
+from flannel.analysis.adam import replay_weights
+found = []
+for step, lr, w, m, v, _ in json.loads(sys.argv[1]):
+    out = replay_weights(torch.tensor([w], dtype=torch.bfloat16), torch.tensor([m]), torch.tensor([v]), lr=lr, step=step,
+                         beta1=0.9, beta2=0.999, eps=1e-8)
+    found.append(out.item())
+print(json.dumps(found))
+"""
+
+
+@pytest.mark.parametrize("mkl_branch", ["AVX2", "AVX512", "COMPATIBLE"])
+def test_the_adam_replay_rebuilds_the_recorded_weight_under_any_mkl_branch(mkl_branch):
+    """The replay's float32 sqrt was MKL's, whose rounding follows its code path: correct under AVX2, one ulp off
+    under AVX-512 or COMPATIBLE for these v, and the accounting job (unpinned) ran another path than training.
+    Either way the bf16 weight then rounded across a tie. Both sides now take the IEEE square root."""
+    env = {**python_env(), "MKL_CBWR": mkl_branch}
+    result = subprocess.run([sys.executable, "-c", REPLAY, json.dumps(REPLAY_CASES)], env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout) == [case[-1] for case in REPLAY_CASES]

@@ -1,5 +1,6 @@
 """The data half on small inputs with known answers, and the demo data's determinism."""
 
+import logging
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ from helpers import ROOT
 from flannel.data import tokens
 from flannel.data.corpus import demo_corpora, SplitMix64
 from flannel.errors import DataError
+from flannel.report import tables
 
 
 def test_splitmix64_matches_the_reference_stream():
@@ -139,3 +141,45 @@ def test_token_id_at_or_above_vocab_size_is_refused(tmp_path):
     tokens.save_token_ids(np.array([1, 2, 9], dtype=np.uint16), tmp_path / "ids.safetensors")
     with pytest.raises(DataError, match="token id 9 is not below vocab_size 9"):
         tokens.load_token_ids(tmp_path / "ids.safetensors", 9)
+
+
+def test_a_byte_order_mark_is_dropped_and_logged(tmp_path, caplog):
+    corpus = tmp_path / "bom.txt"
+    corpus.write_bytes("\ufeffthe cat sat".encode("utf-8"))
+    with caplog.at_level(logging.WARNING, logger="flannel.data.tokens"):
+        assert tokens.read_corpus(corpus) == "the cat sat"
+    assert "bom.txt: removed the UTF-8 byte-order mark at its start" in caplog.text
+
+
+def test_a_bom_no_longer_makes_unk_live(tmp_path):
+    """The tokenizer corpus has no BOM, so the model corpus's BOM would encode as [UNK]."""
+    text = "the cat sat on the mat. " * 200
+    (tmp_path / "tokenizer.txt").write_text(text, encoding="utf-8")
+    corpus = tmp_path / "bom.txt"
+    corpus.write_bytes(("\ufeff" + text).encode("utf-8"))
+    tokenizer = tokens.train_tokenizer(tmp_path / "tokenizer.txt", 20)
+    ids = tokens.tokenize(corpus, tokenizer, 20)
+    assert tokenizer.token_to_id("[UNK]") not in set(ids.tolist())
+
+
+def test_a_corpus_mostly_unk_warns_in_the_stats_and_the_report_table(tmp_path):
+    corpus = tmp_path / "emoji.txt"
+    corpus.write_text("🙂 " * 50, encoding="utf-8")
+    ids = np.array([0] * 71 + [1] * 29)  # 71 % [UNK] (id 0), as the emoji-only corpus gave
+    stats = tokens.token_stats(corpus, ids, batch_size=2, seq_len=4, steps=1, unk_id=0, max_unk_share=0.01)
+    assert stats["unk_warning"] == (f"{corpus}: 71.0% of its tokens are [UNK], above data.max_unk_share = 0.01: the "
+                                    "tokenizer cannot encode much of this text (another tokenizer or tokenizer corpus?)")
+    assert tokens.token_stats(corpus, ids, 2, 4, 1, unk_id=0, max_unk_share=0.8)["unk_warning"] == ""
+    tokens.save_stats(stats, tmp_path / "stats.json")
+    tables.write_token_stats(tmp_path / "stats.json", tmp_path / "stats.html")
+    page = (tmp_path / "stats.html").read_text(encoding="utf-8")
+    assert '<p class="warning"><strong>Warning:</strong>' in page and "71.0% of its tokens are [UNK]" in page
+
+
+def test_a_directory_as_the_corpus_or_tokenizer_is_named_a_directory(tmp_path):
+    corpus = tmp_path / "corpus_dir"
+    corpus.mkdir()
+    with pytest.raises(DataError, match=r"corpus_dir: the corpus is a directory, not a file$"):
+        tokens.read_corpus(corpus)
+    with pytest.raises(DataError, match=r": the tokenizer is a directory, not a file$"):
+        tokens.load_tokenizer(tmp_path, 10)
