@@ -241,6 +241,8 @@ case $rc in
 esac
 grep -q 'Error in rule train' "$WORK/slurm-fail.log" || fail "the failing rule 'train' is not named in the output"
 grep -q 'has been submitted with SLURM jobid' "$WORK/slurm-fail.log" || fail "the failing train job was not submitted through sbatch"
-say "a failing train job under SLURM makes snakemake exit $rc in ${dt}s, naming rule train"
+n_fail_sub=$(grep -c 'has been submitted with SLURM jobid' "$WORK/slurm-fail.log")
+((n_fail_sub == 3)) || fail "the failing train job was submitted $n_fail_sub times, not 3 (the profile's retries: 2)"
+say "a failing train job under SLURM makes snakemake exit $rc in ${dt}s after 3 submissions, naming rule train"
 
 say "PASS: SLURM end-to-end test ($(($(date +%s) - T0))s in total)"
