@@ -9,8 +9,9 @@ both, at about +50 % time per step. So a fast-path step (float32 products) and a
 flannel.training.numerics) do not. `PortableKernels` is a dispatch mode that, inside it, sends
 
 - every float32 CPU product (mm, bmm, addmm, baddbmm; forward and backward) to numpy's bundled OpenBLAS,
-  pinned to its Haswell (AVX2) kernels and one thread (OPENBLAS_ENVIRONMENT): OpenBLAS picks its kernels
-  by a core type that OPENBLAS_CORETYPE overrides on any CPU, and a core type's blocking is a constant of it;
+  pinned to its Haswell (AVX2) kernels and one thread (flannel.training.numerics.PORTABLE_ENVIRONMENT, set
+  before numpy loads): OpenBLAS picks its kernels by a core type that OPENBLAS_CORETYPE overrides on any
+  CPU, and a core type's blocking is a constant of it;
 - float32 sqrt to numpy's, the IEEE square root (correctly rounded: one answer on every CPU, at any
   position in any buffer, which the Adam replay relies on);
 - float32 tanh to 2 sigmoid(2x) - 1 in float64 (ATen's own sigmoid), rounded once to float32;
@@ -28,9 +29,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from .errors import TrainingError
 
 aten = torch.ops.aten
-# Read when numpy's OpenBLAS loads (flannel.training.numerics.pin_cpu_kernels sets them before torch loads numpy).
-OPENBLAS_ENVIRONMENT = {"OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_NUM_THREADS": "1"}
-# Float32 operators whose ATen CPU kernels call MKL (BLAS or VML) and that have no replacement below.
+# Float32 operators whose ATen CPU kernels call MKL (BLAS or VML): refused unless REPLACED below has their
+# overload (the products' and sqrt's and tanh's other overloads, out= and in-place, are refused too).
 REFUSED = {aten.mv, aten.addmv, aten.dot, aten.vdot, aten.addbmm, aten.addr, aten.convolution,
            aten._scaled_dot_product_flash_attention_for_cpu, aten._scaled_dot_product_flash_attention_for_cpu_backward,
            aten.exp, aten.log, aten.log10, aten.log2, aten.erf, aten.erfc, aten.erfinv, aten.tan, aten.asin,

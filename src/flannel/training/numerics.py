@@ -116,7 +116,8 @@ def settings(portable: bool, device) -> dict:
                        "blas": "mkl" if torch.backends.mkl.is_available() else "other",
                        "mkl_cbwr": os.environ.get("MKL_CBWR", "unset"), "onednn_matmul": torch.backends.mkldnn.enabled})
         if record["portable"]:
-            record["step_kernels"] = f"flannel.kernels; numpy's OpenBLAS {openblas_core()}, 1 thread"
+            threads = PORTABLE_ENVIRONMENT["OPENBLAS_NUM_THREADS"]
+            record["step_kernels"] = f"flannel.kernels; numpy's OpenBLAS {openblas_core()}, {threads} thread"
     else:
         record.update({"tf32": torch.backends.cuda.matmul.allow_tf32,
                        "cublas_workspace": os.environ.get("CUBLAS_WORKSPACE_CONFIG", "unset")})
