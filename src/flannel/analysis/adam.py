@@ -41,23 +41,14 @@ import torch
 
 from ..recording import Recording
 from ..kernels import ieee_sqrt
+from ..moments import clip_factor
 from ..training.model import DTYPES
 from .rows import dead_rows, group_masks, scheduled_lr, sides
 
 QUANTITIES = ("momentum", "variance", "weights")  # the order within a step in which a replay can fail
-CLIP_EPS = 1e-6  # torch.nn.utils.clip_grad_norm_'s
 
 
 # ---- torch's arithmetic ------------------------------------------------------------------------------------
-
-
-def clip_factor(grad_norm: float, max_norm: float | None, dtype: torch.dtype) -> torch.Tensor | None:
-    """clip_grad_norm_'s factor min(max_norm / (norm + 1e-6), 1) as it computes it: a 0-dim tensor of the
-    grads' dtype (the norm is exact in `dtype`; the recording stores it as float32). None: no clipping."""
-    if max_norm is None:
-        return None
-    norm = torch.tensor(grad_norm, dtype=torch.float32).to(dtype)
-    return torch.clamp(float(max_norm) / (norm + CLIP_EPS), max=1.0)
 
 
 def replay_moments(m_prev: torch.Tensor, v_prev: torch.Tensor, grad: torch.Tensor, *, beta1: float, beta2: float,
