@@ -48,6 +48,11 @@ def train_tiny(tiny_data, folder: Path, tying: str, seed: int, config: dict | No
     return out
 
 
+def tensor_bytes(tensor) -> bytes:
+    """A tensor's bytes, of any dtype (bf16 and bool included) and shape (0-dim included)."""
+    return tensor.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+
+
 def payload_sha256(path) -> str:
     """SHA-256 of every byte after the safetensors header: all tensors (the header names package versions)."""
     with open(path, "rb") as handle:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -46,6 +47,9 @@ _NAMES = {torch.bfloat16: "bfloat16", torch.float32: "float32", torch.int64: "in
 _DTYPES = {name: dtype for dtype, name in _NAMES.items()}
 
 zarr.config.set({"threading.max_workers": 1, "async.concurrency": 1})
+# Delta and Shuffle are numcodecs' codecs, chosen knowingly: zarr-python decodes them wherever numcodecs is
+# installed (docs/recording.md says so); the warning would repeat in every job's log.
+warnings.filterwarnings("ignore", message="Numcodecs codecs are not in the Zarr version 3 specification")
 
 
 def is_compact(path: str | Path) -> bool:

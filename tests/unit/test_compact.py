@@ -12,7 +12,7 @@ import torch
 import zarr
 from zarr.storage import ZipStore
 
-from helpers import tiny_config, train_tiny
+from helpers import tensor_bytes, tiny_config, train_tiny
 
 from flannel.compact import KEYFRAME_EVERY
 from flannel.errors import RecordingError
@@ -21,8 +21,7 @@ from flannel.sanity.checks import check_manifest
 
 
 def same_bytes(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return a.dtype == b.dtype and a.shape == b.shape and torch.equal(a.reshape(-1).view(torch.uint8),
-                                                                      b.reshape(-1).view(torch.uint8))
+    return a.dtype == b.dtype and a.shape == b.shape and tensor_bytes(a) == tensor_bytes(b)
 
 
 @pytest.fixture(scope="module")
