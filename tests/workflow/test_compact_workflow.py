@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import copy_repo, snakemake, tensor_bytes
+from helpers import snakemake, tensor_bytes
 
 from flannel.recording import Recording
 
@@ -13,17 +13,10 @@ RUNS = ("runs/tied/seed42", "runs/tied/seed43", "runs/untied/seed42", "sanity/re
         "sanity/replica/untied/seed42")
 
 
-@pytest.fixture(scope="module")
-def compact_run(tmp_path_factory):
-    workdir = copy_repo(tmp_path_factory.mktemp("compact"))
-    snakemake(workdir, "--cores", "2", "--configfile", "config/test.yaml", "--config", "recording={format: compact}")
-    return workdir
-
-
 @pytest.mark.slow
-def test_compact_runs_decode_to_the_safetensors_build(compact_run, workflow_run):
+def test_workflow_run_compacts_decode_to_the_safetensors_build(workflow_run_compact, workflow_run):
     for name in RUNS:
-        compact = Recording(compact_run / f"results/main/{name}.zarr.zip")
+        compact = Recording(workflow_run_compact / f"results/main/{name}.zarr.zip")
         raw = Recording(workflow_run / f"results/main/{name}.safetensors")
         assert compact.keys == raw.keys and compact.metadata["tensor_sha256"] == raw.metadata["tensor_sha256"], name
         for key in sorted(raw.keys):
@@ -32,20 +25,19 @@ def test_compact_runs_decode_to_the_safetensors_build(compact_run, workflow_run)
 
 
 @pytest.mark.slow
-def test_compact_build_passes_its_checks_and_draws_every_figure(compact_run, workflow_run):
-    assert (compact_run / "results/main/sanity/verdict.txt").read_text().startswith("passed")
-    ours = sorted(p.relative_to(compact_run) for p in (compact_run / "results/main").rglob("*")
+def test_compact_build_passes_its_checks_and_draws_every_figure(workflow_run_compact, workflow_run):
+    assert (workflow_run_compact / "results/main/sanity/verdict.txt").read_text().startswith("passed")
+    ours = sorted(p.relative_to(workflow_run_compact) for p in (workflow_run_compact / "results/main").rglob("*")
                   if p.is_file() and "runs" not in p.parts and "replica" not in p.parts)
     theirs = sorted(p.relative_to(workflow_run) for p in (workflow_run / "results/main").rglob("*")
                     if p.is_file() and "runs" not in p.parts and "replica" not in p.parts)
     assert ours == theirs
     for table in ("analysis/tied/seed42.tsv", "analysis/untied/seed42.tsv", "analysis/adam/untied/seed42.tsv"):
-        assert (compact_run / "results/main" / table).read_bytes() == (workflow_run / "results/main" / table).read_bytes()
+        assert (workflow_run_compact / "results/main" / table).read_bytes() == (workflow_run / "results/main" / table).read_bytes()
 
 
 @pytest.mark.slow
-def test_export_gives_the_safetensors_run_file(compact_run, workflow_run):
+def test_export_gives_the_safetensors_run_file(workflow_run_compact, workflow_run):
     target = "results/main/export/untied/seed42.safetensors"
-    snakemake(compact_run, target, "--cores", "1", "--configfile", "config/test.yaml", "--config",
-              "recording={format: compact}")
-    assert (compact_run / target).read_bytes() == (workflow_run / "results/main/runs/untied/seed42.safetensors").read_bytes()
+    snakemake(workflow_run_compact, target, "--cores", "1", "--configfile", "config/test.yaml")
+    assert (workflow_run_compact / target).read_bytes() == (workflow_run / "results/main/runs/untied/seed42.safetensors").read_bytes()
