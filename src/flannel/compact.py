@@ -146,8 +146,7 @@ class CompactWriter:
         """A static tensor, whole."""
         data = _as_numpy(tensor.detach().to("cpu", self.specs[name][0]))
         self.digests[name].update(data.tobytes())
-        self.arrays[name][...] = data
-        self._move_chunks()
+        self.arrays[name][...] = data  # into the ZIP at finish, with the others, in name order
 
     def write_record(self, index: int, values: dict[str, torch.Tensor]) -> None:
         """Record `index` of every time-indexed tensor."""
@@ -160,7 +159,7 @@ class CompactWriter:
 
     def _encode_record(self, index: int, values: dict[str, torch.Tensor]) -> None:
         records = {name: _as_numpy(value) for name, value in values.items()}
-        for name, data in records.items():
+        for name, data in sorted(records.items()):  # the file's order never depends on the caller's
             self.digests[name].update(data.tobytes())
             if name in self.series:
                 self.series[name].append(data.item())
@@ -180,7 +179,7 @@ class CompactWriter:
         if pending:
             self.arrays[name][..., end - len(pending):end] = np.stack(pending, axis=-1)
             pending.clear()
-            self._move_chunks()
+            self._move_chunks(name)
 
     def _moment(self, name: str, index: int, data: np.ndarray, records: dict) -> None:
         """Store the record unless the replay from the previous one gives its exact bits."""
@@ -193,12 +192,13 @@ class CompactWriter:
         if derived is None or not np.array_equal(derived, data):
             self.arrays[name][..., index] = data
             self.stored[name].append(index)
-            self._move_chunks()
+            self._move_chunks(name)
         self.previous[name] = data
 
-    def _move_chunks(self) -> None:
-        """Move the encoded chunks from memory into the ZIP, in the order they were written."""
-        for key in [key for key in self.store._store_dict if not key.endswith("zarr.json")]:
+    def _move_chunks(self, name: str | None = None) -> None:
+        """Move the encoded chunks (of array `name`, or all, in key order) from memory into the ZIP."""
+        prefix = "" if name is None else f"{name}/"
+        for key in sorted(k for k in self.store._store_dict if k.startswith(prefix) and not k.endswith("zarr.json")):
             self._zip_write(key, self.store._store_dict.pop(key).to_bytes())
 
     def _zip_write(self, key: str, data: bytes) -> None:
@@ -212,7 +212,7 @@ class CompactWriter:
     def finish(self, metadata: dict[str, str]) -> None:
         if self.writer is not None:
             self.writer.close()
-        for name in self.pending:
+        for name in sorted(self.pending):
             self._flush(name, self.specs[name][1][0])
         for name, values in self.series.items():
             self.arrays[name][...] = np.asarray(values, dtype=self.arrays[name].dtype)
@@ -288,8 +288,10 @@ class CompactSource:
         per_chunk = self.arrays[name].chunks[-1]
         chunk = index // per_chunk
         if self.chunks.get(name, (None,))[0] != chunk:
-            self.chunks[name] = (chunk, self._read(name, slice(chunk * per_chunk, (chunk + 1) * per_chunk)))
-        return self._torch(self.chunks[name][1][..., index - chunk * per_chunk], name)
+            # Records first, once per chunk, so each record is one contiguous slice.
+            records = self._read(name, slice(chunk * per_chunk, (chunk + 1) * per_chunk))
+            self.chunks[name] = (chunk, np.ascontiguousarray(np.moveaxis(records, -1, 0)))
+        return self._torch(self.chunks[name][1][index - chunk * per_chunk], name)
 
     def _moment(self, name: str, index: int) -> np.ndarray:
         stored = self.arrays[name].attrs["stored_records"]

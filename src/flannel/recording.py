@@ -21,7 +21,7 @@ import torch
 from safetensors import safe_open
 
 from .background import BackgroundWriter, host_copy
-from .compact import CompactSource, decoded_digests, is_compact
+from .compact import CompactSource, CompactWriter, decoded_digests, is_compact
 from .config import TRAINING_SECTIONS, run_config
 from .errors import RecordingError
 
@@ -215,7 +215,9 @@ class SafetensorsSource:
 
     def __init__(self, path: Path):
         self.path = path
-        expected_size = _declared_size(path)
+        header = _header(path)
+        ends = [entry["data_offsets"][1] for name, entry in header.items() if name != "__metadata__"]
+        expected_size = 8 + _header_length(path) + max(ends, default=0)
         actual_size = path.stat().st_size
         if actual_size != expected_size:
             raise RecordingError(f"{path}: truncated or padded recording ({actual_size} bytes, header declares {expected_size})")
@@ -224,7 +226,7 @@ class SafetensorsSource:
         except Exception as error:
             raise RecordingError(f"{path}: not a readable safetensors file ({' '.join(str(error).split())[:120]})") from None
         self._read_since_map = 0
-        self.metadata = self._file.metadata() or {}
+        self.metadata = header.get("__metadata__", {})  # in the file's order (safe_open's is a hash map's)
         self.keys = set(self._file.keys())
         if self.metadata.get("format") == FORMAT and self.metadata.get("complete") != "true":
             raise RecordingError(f"{path}: incomplete recording (training did not finish)")
@@ -318,45 +320,52 @@ def _article(tied: bool) -> str:
     return "a tied" if tied else "an untied"
 
 
-def _declared_size(path: Path) -> int:
+def _header_length(path: Path) -> int:
     with open(path, "rb") as handle:
         head = handle.read(8)
-        if len(head) < 8:
-            raise RecordingError(f"{path}: truncated recording (no safetensors header)")
-        (header_size,) = struct.unpack("<Q", head)
-        if header_size > 100_000_000:
-            raise RecordingError(f"{path}: corrupted recording (header length {header_size})")
+    if len(head) < 8:
+        raise RecordingError(f"{path}: truncated recording (no safetensors header)")
+    (header_size,) = struct.unpack("<Q", head)
+    if header_size > 100_000_000:
+        raise RecordingError(f"{path}: corrupted recording (header length {header_size})")
+    return header_size
+
+
+def _header(path: Path) -> dict:
+    """A safetensors file's header JSON, in its order."""
+    header_size = _header_length(path)
+    with open(path, "rb") as handle:
+        handle.seek(8)
         try:
-            header = json.loads(handle.read(header_size))
+            return json.loads(handle.read(header_size))
         except (ValueError, UnicodeDecodeError):
             raise RecordingError(f"{path}: corrupted recording (header is not JSON)") from None
-    ends = [entry["data_offsets"][1] for name, entry in header.items() if name != "__metadata__"]
-    return 8 + header_size + max(ends, default=0)
 
 
-def export_safetensors(source: str | Path, out: str | Path) -> None:
-    """Write a recording (compact, say) as the safetensors file `recording.format: safetensors` writes for the
-    same run: the notebooks' key names, the same header and bytes, streamed record by record."""
+def convert_recording(source: str | Path, out: str | Path) -> None:
+    """Write a recording in the format `out`'s suffix names (.zarr.zip: compact; else safetensors), streamed
+    record by record: the file the recorder writes in that format for the same run, byte for byte."""
     recording = Recording(source)
     metadata = dict(recording.metadata)
     final = {"complete": "true", "state_sha256_final": metadata["state_sha256_final"]}
-    # The header as the recorder first wrote it (placeholders decide the reserved header length).
+    # The header as the recorder first wrote it (placeholders decide a safetensors header's reserved length).
     metadata.update(format=FORMAT, complete="false", state_sha256_final="0" * 64)
     metadata.pop("tensor_sha256", None)
     time_indexed = {name for name in recording.keys if name in ("losses", "grad_norms", "recorded_steps")
                     or len(recording.shape(name)) >= 2}
     specs = {name: ((recording.record(name, 0) if name in time_indexed else recording.tensor(name)).dtype,
                     tuple(recording.shape(name))) for name in recording.keys}
-    writer = StreamingSafetensors(out, specs, metadata)
+    if is_compact(out):
+        writer = CompactWriter(out, specs, metadata, recording.config["training"],
+                               recording.config["recording"]["record_every"])
+    else:
+        writer = StreamingSafetensors(out, specs, metadata)
     try:
-        for name in sorted(recording.keys):
-            if name in time_indexed:
-                for index in range(specs[name][1][0]):
-                    writer.write(name, recording.record(name, index).reshape(specs[name][1][1:]), index)
-            else:
-                writer.write(name, recording.tensor(name))
+        for name in sorted(recording.keys - time_indexed):
+            writer.write(name, recording.tensor(name))
+        for index in range(recording.n_records):
+            writer.write_record(index, {name: recording.record(name, index) for name in sorted(time_indexed)})
         writer.finish(final)
     except BaseException:
         writer.abort()
         raise
-

@@ -16,7 +16,7 @@ from helpers import tensor_bytes, tiny_config, train_tiny
 
 from flannel.compact import KEYFRAME_EVERY
 from flannel.errors import RecordingError
-from flannel.recording import Recording, export_safetensors
+from flannel.recording import Recording, convert_recording
 from flannel.sanity.checks import check_manifest
 
 
@@ -50,8 +50,13 @@ def test_compact_files_are_byte_reproducible(both_formats):
 
 
 def test_export_is_the_safetensors_file_byte_for_byte(both_formats, tmp_path):
-    export_safetensors(both_formats["compact"], tmp_path / "exported.safetensors")
+    convert_recording(both_formats["compact"], tmp_path / "exported.safetensors")
     assert (tmp_path / "exported.safetensors").read_bytes() == both_formats["safetensors"].read_bytes()
+
+
+def test_converting_to_compact_gives_the_recorders_file(both_formats, tmp_path):
+    convert_recording(both_formats["safetensors"], tmp_path / "converted.zarr.zip")
+    assert (tmp_path / "converted.zarr.zip").read_bytes() == both_formats["compact"].read_bytes()
 
 
 def test_moments_are_stored_only_at_keyframes_where_the_replay_closes(both_formats):
