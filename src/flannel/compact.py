@@ -7,11 +7,12 @@ Two layers:
   Delta (each element minus the one before it in the chunk: itself one record earlier) sees time innermost;
   then a byte shuffle (high and low bytes apart) and zstd level 3. Embeddings change by a few ulps a step
   and freeze, so their deltas are mostly zero.
-- Derived records: the Adam moments of a record whose grads are recorded are not stored but replayed from
-  the previous record (flannel.moments, bit for bit on any CPU). The recorder replays each one as it
+- Derived records: where every step is recorded with its grads, the Adam moments are not stored but
+  replayed from the previous record (flannel.moments, bit for bit on any CPU); otherwise they are stored
+  like the other matrices. The recorder replays each one as it
   records and compares it with the optimizer's bytes; a record that differs, every KEYFRAME_EVERY-th record
   and record 0 are stored. Plain zarr reads a derived record as NaN (the fill value); flannel's Recording
-  decodes it.
+  decodes it. Every stored chunk is decoded back and compared before it is written.
 Byte-reproducible: one thread, fixed codec settings, ZIP entries stored (the chunks are compressed already)
 with a fixed date, in the order written. The file is written as `<name>.partial` and renamed when complete.
 """
@@ -128,7 +129,7 @@ class CompactWriter:
             return
         bits = np.dtype(_BITS[dtype])
         attributes["axes"] = "the recorded tensor's axes after the first, then records"
-        if moment_source(name) is not None:
+        if self.rule is not None and moment_source(name) in self.specs:
             per_chunk, filters = 1, []  # records stored one by one: most are derived
             self.stored[name] = []
             attributes["derived"] = "Adam moment replay (flannel.moments); stored_records lists the stored ones"
@@ -177,7 +178,12 @@ class CompactWriter:
     def _flush(self, name: str, end: int) -> None:
         pending = self.pending[name]
         if pending:
-            self.arrays[name][..., end - len(pending):end] = np.stack(pending, axis=-1)
+            block, records = np.stack(pending, axis=-1), slice(end - len(pending), end)
+            self.arrays[name][..., records] = block
+            # Decoded back before it leaves memory: a codec that lost a bit would stop the run here.
+            if not np.array_equal(self.arrays[name][..., records], block):
+                raise RecordingError(f"{self.partial}: '{name}' records {records.start}-{end - 1} do not decode to "
+                                     "the bytes written")
             pending.clear()
             self._move_chunks(name)
 
@@ -185,7 +191,7 @@ class CompactWriter:
         """Store the record unless the replay from the previous one gives its exact bits."""
         derived = None
         grads, previous = records.get(moment_source(name)), self.previous.get(name)
-        if self.rule is not None and grads is not None and previous is not None and index % KEYFRAME_EVERY:
+        if grads is not None and previous is not None and index % KEYFRAME_EVERY:
             g = self.rule.clipped(_values(_matrix_bits(grads)), float(records["grad_norms"].item()))
             replay = self.rule.momentum if name.startswith("momentum") else self.rule.variance
             derived = _bits(replay(_values(previous), g), data.dtype)

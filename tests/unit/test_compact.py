@@ -75,6 +75,15 @@ def test_a_moment_the_replay_cannot_rebuild_is_stored(tiny_data, tmp_path):
     assert same_bytes(Recording(compact).tensor("variance"), Recording(raw).tensor("variance"))
 
 
+def test_moments_without_grads_are_stored_along_time(tiny_data, tmp_path):
+    config = tiny_config(recording={"quantities": ["embeddings", "variance"]})
+    compact = train_tiny(tiny_data, tmp_path / "c", "tied", 42, config, ".zarr.zip")
+    raw = train_tiny(tiny_data, tmp_path / "r", "tied", 42, config)
+    group = zarr.open_group(ZipStore(compact, mode="r"), mode="r")
+    assert "stored_records" not in group["variance"].attrs and group["variance"].chunks[-1] > 1
+    assert same_bytes(Recording(compact).tensor("variance"), Recording(raw).tensor("variance"))
+
+
 def test_plain_zarr_reads_the_stored_layer(both_formats):
     group = zarr.open_group(ZipStore(both_formats["compact"], mode="r"), mode="r")
     raw = Recording(both_formats["safetensors"])
