@@ -45,3 +45,30 @@ rule report_tables:
         code=code_digest("report_tables.py"),
     script:
         "../workflow/scripts/report_tables.py"
+
+
+# The film of one run: the dead and a sample of the live rows of W (and E, untied) on a fixed principal basis,
+# frame by frame, rows frozen for good (the lattice rows table) drawn apart; ffmpeg encodes it byte-reproducibly.
+rule film:
+    input:
+        run=RUN,
+        rows=LATTICE_ROWS,
+    output:
+        film=report(
+            FILM,
+            caption="../workflow/report/film.rst",
+            category="Films",
+            subcategory="{experiment}",
+            labels={"experiment": "{experiment}", "run": "{tying} seed {seed}"},
+        ),
+    log:
+        "logs/{experiment}/figures/film/{tying}/seed{seed}.log",
+    benchmark:
+        "benchmarks/{experiment}/figures/film/{tying}/seed{seed}.tsv"
+    conda:
+        "../envs/flannel.yaml"
+    params:
+        settings=film_settings,
+        code=code_digest("film.py"),
+    script:
+        "../workflow/scripts/film.py"
