@@ -72,3 +72,31 @@ rule film:
         code=code_digest("film.py"),
     script:
         "../workflow/scripts/film.py"
+
+
+# The token explorer of one run: one self-contained HTML page (data embedded, script inline) where a token is
+# picked to see its row's trajectory, lattice phases and place in the cloud, with a sortable table of dead tokens.
+rule explorer:
+    input:
+        run=RUN,
+        rows=LATTICE_ROWS,
+        tokens=TOKEN_TABLE,
+    output:
+        page=report(
+            EXPLORER,
+            caption="../workflow/report/explorer.rst",
+            category="Token explorer",
+            subcategory="{experiment}",
+            labels={"experiment": "{experiment}", "run": "{tying} seed {seed}"},
+        ),
+    log:
+        "logs/{experiment}/report/explorer/{tying}/seed{seed}.log",
+    benchmark:
+        "benchmarks/{experiment}/report/explorer/{tying}/seed{seed}.tsv"
+    conda:
+        "../envs/flannel.yaml"
+    params:
+        settings=explorer_settings,
+        code=code_digest("explorer.py"),
+    script:
+        "../workflow/scripts/explorer.py"
