@@ -24,9 +24,9 @@ class Basis:
     directions: np.ndarray  # [D, k], the principal directions, largest variance first
     explained: np.ndarray  # [k], the share of the variance each direction holds
 
-    def project(self, x: torch.Tensor) -> np.ndarray:
-        """Rows [n, D] -> coordinates [n, k] (float64)."""
-        return (rows64(x).numpy() - self.mean) @ self.directions
+    def project(self, x: torch.Tensor, about: np.ndarray | None = None) -> np.ndarray:
+        """Rows [n, D] -> coordinates [n, k] (float64), about the basis' mean or the point `about`."""
+        return (rows64(x).numpy() - (self.mean if about is None else about)) @ self.directions
 
 
 def signed(directions: np.ndarray, dead_offset: np.ndarray) -> np.ndarray:

@@ -3,8 +3,8 @@ of W's distance from the origin and from the dead centroid at a bounded set of s
 freeze step per matrix (the lattice rows table), and its place in the cloud (the fixed principal basis at the
 last step); written into one self-contained HTML page (flannel.report.explorer_page).
 
-Size: the two distance series are float32, base64 in the page, [rows, points] each: 10,000 rows x 200 points is
-16 MB of floats, 21 MB of text; everything else is a few values per row. The points are every record when they
+Size: the two distance series are float32, each row's base64 in the page (decoded only when the row is shown):
+10,000 rows x 200 points is 16 MB of floats, 21 MB of text; everything else is a few values per row. The points are every record when they
 fit in `max_points`, else the film's choice (flannel.report.film.frame_indices: half log-spaced over the early
 steps, half even), so the first steps, where rows move most, are all there."""
 
@@ -72,8 +72,9 @@ def _plain(values: np.ndarray, digits: int | None = None) -> list:
     return out
 
 
-def _float32(values: np.ndarray) -> str:
-    return base64.b64encode(np.ascontiguousarray(values, dtype="<f4").tobytes()).decode("ascii")
+def _float32_rows(values: np.ndarray) -> list[str]:
+    """Each row as base64 of its little-endian float32s: the page decodes only the row it shows."""
+    return [base64.b64encode(row.tobytes()).decode("ascii") for row in np.ascontiguousarray(values, dtype="<f4")]
 
 
 def explorer_data(run: str | Path, rows: str | Path, tokens: str | Path, label: str, settings: dict) -> dict:
@@ -97,5 +98,5 @@ def explorer_data(run: str | Path, rows: str | Path, tokens: str | Path, label: 
         "final": {"origin": _plain(origin[:, -1], 5), "centroid": _plain(centroid[:, -1], 5)},
         "cloud": {"x": _plain(cloud[:, 0], 4), "y": _plain(cloud[:, 1], 4),
                   "explained": _plain(basis.explained, 3)},
-        "series": {"origin": _float32(origin), "centroid": _float32(centroid)},
+        "series": {"origin": _float32_rows(origin), "centroid": _float32_rows(centroid)},
     }

@@ -24,9 +24,9 @@ th { cursor: pointer; background: #f4f4f4; position: sticky; top: 0; }
 """
 
 SCRIPT = r"""
-const data = JSON.parse(document.getElementById("data").textContent);
-const floats = (text) => new Float32Array(Uint8Array.from(atob(text), (c) => c.charCodeAt(0)).buffer);
-const series = {origin: floats(data.series.origin), centroid: floats(data.series.centroid)};
+const embedded = document.getElementById("data");
+const data = JSON.parse(embedded.textContent);
+embedded.remove();  // the parsed copy is all the page needs: the text would double the memory it holds
 const nPoints = data.steps.length, nRows = data.tokens.id.length;
 const rowOfId = new Map(data.tokens.id.map((id, row) => [id, row]));
 const fmt = (v) => (v === null || v === undefined || Number.isNaN(v)) ? "never" : String(v);
@@ -36,7 +36,12 @@ const lastStep = data.steps[nPoints - 1];
 const logSteps = lastStep > 100;
 const xOf = (step, width) => logSteps ? width * Math.log10(1 + step) / Math.log10(1 + lastStep) : width * step / Math.max(1, lastStep);
 
-function seriesOf(row, name) { return Array.from(series[name].subarray(row * nPoints, (row + 1) * nPoints)); }
+// Each row's series is its own base64 string of float32s, decoded when the row is shown: nothing to decode at load.
+function seriesOf(row, name) {
+  const text = atob(data.series[name][row]), bytes = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+  return Array.from(new Float32Array(bytes.buffer));
+}
 
 function plot(row) {
   const width = 520, height = 240, pad = 40, o = seriesOf(row, "origin"), c = seriesOf(row, "centroid");

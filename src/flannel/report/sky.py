@@ -1,7 +1,8 @@
-"""The sky maps (figure p), the series' construction: W's rows as directions on a sphere, in the fixed principal
-basis of W (flannel.report.basis: PC2 the pole, PC1 at longitude 0, PC3 at longitude 90 degrees), drawn in the
-Mollweide projection; dead vs live rows at t = 0, at the dead centroid's peak speed, at the freeze onset and
-at the last step, and the dead centroid's path over every recorded step on the same sphere."""
+"""The sky maps (figure p), the series' construction: W's rows as directions on a sphere, each from the mean of
+all rows at its step, in the fixed principal basis of W (flannel.report.basis: PC2 the pole, PC1 at longitude
+0, PC3 at longitude 90 degrees), drawn in the Mollweide projection; dead vs live rows at t = 0, at the dead
+centroid's peak speed, at the freeze onset and at the last step, and the dead centroid's path over every
+recorded step on the same sphere."""
 
 from __future__ import annotations
 
@@ -44,9 +45,12 @@ def moment_steps(steps: list[int], epochs: pd.DataFrame, run: str, matrix: str) 
 
 
 def centroid_path(recording: Recording, key: str, dead: np.ndarray, basis) -> np.ndarray:
-    """The dead centroid at every record, projected on the basis: [records, 3]."""
-    return np.stack([basis.project(rows64(recording.record(key, index))[dead].mean(dim=0, keepdim=True))[0]
-                     for index in range(recording.n_records)])
+    """The dead centroid at every record, about that record's mean of all rows, on the basis: [records, 3]."""
+    path = []
+    for index in range(recording.n_records):
+        rows = rows64(recording.record(key, index))
+        path.append(basis.project(rows[dead].mean(dim=0, keepdim=True), rows.mean(dim=0).numpy())[0])
+    return np.stack(path)
 
 
 def _sky_axes(ax) -> None:
@@ -57,7 +61,10 @@ def _sky_axes(ax) -> None:
 
 
 def _rows_panel(ax, recording: Recording, key: str, dead: np.ndarray, basis, step: int) -> None:
-    lon, lat = sky_coordinates(basis.project(recording.record(key, recording.steps().index(step))))
+    """The rows at `step` as directions from their own mean (the cloud's centre at that step), so a cloud that
+    drifts as a whole does not crowd into one point of the sky; the directions are the run's fixed ones."""
+    rows = rows64(recording.record(key, recording.steps().index(step)))
+    lon, lat = sky_coordinates(basis.project(rows, rows.mean(dim=0).numpy()))
     for group, mask, size in (("live", ~dead, 2), ("dead", dead, 4)):
         if mask.any():
             ax.scatter(lon[mask], lat[mask], s=size, color=GROUP_COLORS[group], alpha=0.6, linewidths=0,
