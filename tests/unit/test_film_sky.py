@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from helpers import python_env, write_recording
@@ -17,7 +18,7 @@ from helpers import python_env, write_recording
 from flannel.analysis import lattice
 from flannel.outputs import write_table
 from flannel.recording import Recording
-from flannel.report import basis, film, sky
+from flannel.report import basis, figures, film, sky
 
 T, ROWS, D = 9, 40, 4
 FFMPEG = shutil.which("ffmpeg")
@@ -121,3 +122,27 @@ def test_without_ffmpeg_the_film_stops_with_one_line_naming_what_to_install(tmp_
     assert len(lines) == 1 and lines[0].endswith(
         "f.mp4: the film needs ffmpeg, which is not on PATH: install it (Debian/Ubuntu: apt-get install ffmpeg; "
         "conda: conda install -c conda-forge ffmpeg)")
+
+
+def test_the_sky_panels_take_their_steps_from_the_runs_row_of_the_epochs_table():
+    epochs = pd.DataFrame({"run": ["tied seed 42", "tied seed 43"], "matrix": ["tied W", "tied W"],
+                           "peak_speed_centroid": [3.0, 5.0], "freeze_onset": [math.nan, 7.0]})
+    steps = sky.moment_steps([0, 1, 2, 3, 8], epochs, "tied seed 42", "tied W")
+    assert steps.keys() == sky.MOMENTS.keys()
+    assert [steps[name] for name in ("t = 0", "peak speed of the dead centroid", "last step")] == [0, 3.0, 8]
+    assert math.isnan(steps["freeze onset"])  # a panel that says the run never reaches it
+    assert all(math.isnan(value) for value in list(sky.moment_steps([0, 8], epochs, "untied seed 42",
+                                                                     "untied W").values())[1:3])
+
+
+def test_figure_p_draws_from_a_recording_and_the_epochs_table(tmp_path):
+    path, _ = recording(tmp_path)
+    epochs = pd.DataFrame({"run": ["tied seed 42"], "matrix": ["tied W"], "peak_speed_centroid": [2.0],
+                           "freeze_onset": [math.nan]})
+    write_table(epochs, tmp_path / "epochs.tsv")
+    settings = {"seeds": {"tied": [42], "untied": [], "paired": [], "reference": 42}, "quantities": ["embeddings"],
+                "figures": {"dpi": 40, "basis": "last_step"}}
+    out = tmp_path / "p.png"
+    assert figures.draw("p_sky_map", {"tied_run": [str(path)], "epochs_table": [str(tmp_path / "epochs.tsv")]},
+                        settings, out) is None
+    assert out.read_bytes().startswith(b"\x89PNG") and out.stat().st_size > 5000
