@@ -49,13 +49,15 @@ rule report_tables:
 
 # The film of one run: the dead and a sample of the live rows of W (and E, untied) on a fixed principal basis,
 # frame by frame, rows frozen for good (the lattice rows table) drawn apart; ffmpeg encodes it byte-reproducibly.
+# The report shows the page that embeds it (its viewer plays no bare video).
 rule film:
     input:
         run=RUN,
         rows=LATTICE_ROWS,
     output:
-        film=report(
-            FILM,
+        film=FILM,
+        page=report(
+            FILM_PAGE,
             caption="../workflow/report/film.rst",
             category="Films",
             subcategory="{experiment}",

@@ -2,6 +2,7 @@
 FIGURE = "results/{experiment}/figures/{name}.png"
 REPORT_TABLE = "results/{experiment}/report/{name}.html"
 FILM = "results/{experiment}/figures/film/{tying}/seed{seed}.mp4"
+FILM_PAGE = "results/{experiment}/report/film/{tying}/seed{seed}.html"
 EXPLORER = "results/{experiment}/report/explorer/{tying}/seed{seed}.html"
 REPORT_TABLES = {
     "run_summary": "one row per run",

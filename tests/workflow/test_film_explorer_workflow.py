@@ -1,5 +1,5 @@
-"""End to end on config/test.yaml (the shared `workflow_run`): the films have the configured frames and duration
-and a second build gives the same bytes; the token explorer, opened in headless Chromium (the report test's
+"""End to end on config/test.yaml (the shared `workflow_run`): the films have the configured frames and duration,
+a second build gives the same bytes and the report's film page plays them in headless Chromium; the token explorer, opened in headless Chromium (the report test's
 helpers), shows for a dead token picked by its id the distances computed here from the run file itself through
 the reader, with no console error."""
 
@@ -23,6 +23,7 @@ from flannel.report.film import frame_indices
 
 CONFIG = yaml.safe_load((ROOT / "config" / "test.yaml").read_text())
 FILM = "results/main/figures/film/{tying}/seed42.mp4"
+FILM_PAGE = "results/main/report/film/{tying}/seed42.html"
 EXPLORER = "results/main/report/explorer/tied/seed42.html"
 
 
@@ -48,6 +49,36 @@ def test_the_films_have_the_configured_frames_and_a_second_build_gives_the_same_
     (copy / target).unlink()
     snakemake(copy, target, "--cores", "1", "--configfile", "config/test.yaml")
     assert (copy / target).read_bytes() == (workflow_run / target).read_bytes()
+
+
+PLAY = """<script>
+window.addEventListener("load", () => {
+  const video = document.getElementById("film");
+  const done = () => window.__report({width: video.videoWidth, height: video.videoHeight, duration: video.duration,
+                                      error: video.error ? video.error.code : null});
+  if (video.readyState >= 1) return done();
+  video.addEventListener("loadedmetadata", done);
+  video.addEventListener("error", done);
+});
+</script>"""
+
+
+def with_script(html: str, script: str) -> str:
+    """The page with the error probe in its head and `script` before its last </body>."""
+    body, end, rest = probed(html, viewer=False).rpartition("</body>")
+    return body + script + end + rest
+
+
+@pytest.mark.slow
+def test_the_report_page_of_each_film_plays_it_in_chromium(workflow_run, tmp_path):
+    frames = CONFIG["film"]["max_frames"]
+    for tying in ("tied", "untied"):
+        page = tmp_path / f"{tying}.html"
+        page.write_text(with_script((workflow_run / FILM_PAGE.format(tying=tying)).read_text(), PLAY))
+        out, stderr = probe(page)
+        assert out["errors"] == [] and uncaught(stderr) == []
+        assert out["seen"] == {"width": CONFIG["film"]["size"][0], "height": CONFIG["film"]["size"][1],
+                               "duration": pytest.approx(frames / 10), "error": None}
 
 
 PICK = """<script>
@@ -76,9 +107,7 @@ def test_the_explorer_shows_a_dead_tokens_row_as_the_run_file_gives_it(workflow_
     dead = dead_rows(run).numpy()
     row, token = picked_token(run, dead)
     page = tmp_path / "explorer.html"
-    html = (workflow_run / EXPLORER).read_text(encoding="utf-8")
-    body, end, rest = probed(html, viewer=False).rpartition("</body>")
-    page.write_text(body + PICK % token + end + rest, encoding="utf-8")
+    page.write_text(with_script((workflow_run / EXPLORER).read_text(encoding="utf-8"), PICK % token), encoding="utf-8")
     out, stderr = probe(page)
     assert out["errors"] == [] and uncaught(stderr) == []
     seen = out["seen"]

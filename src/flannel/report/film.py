@@ -2,10 +2,13 @@
 on the run's fixed principal basis (flannel.report.basis), one frame per chosen record; rows frozen for good
 (the lattice rows table's freeze step) drawn hollow, moving rows filled; the step, the LR and the fraction of
 dead rows frozen in the corner. Encoded by ffmpeg through matplotlib's writer with one thread, bitexact flags
-and no metadata, so the same inputs give the same bytes."""
+and no metadata, so the same inputs give the same bytes. The report shows it in a page of its own that embeds
+it in a <video> element: the report's viewer plays no bare video file (it offers one for download)."""
 
 from __future__ import annotations
 
+import base64
+import html
 import math
 import shutil
 from pathlib import Path
@@ -124,3 +127,11 @@ def draw_film(run: str | Path, rows: str | Path, output: str | Path, settings: d
     finally:
         plt.close(fig)
     return len(frames)
+
+
+def film_page(film: str | Path, title: str) -> str:
+    """A self-contained HTML page that plays the film (embedded as a data URI), looping, with its controls."""
+    data = base64.b64encode(Path(film).read_bytes()).decode("ascii")
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>\n'
+            f'<body style="margin:0"><video id="film" controls autoplay muted loop playsinline style="max-width:100%" '
+            f'src="data:video/mp4;base64,{data}"></video></body></html>\n')
