@@ -75,7 +75,8 @@ window.addEventListener("load", async () => {
       const frame = await show("iframe", {...view, content: "html"});
       // A data: frame is another origin, so its document is out of reach; count the rows of what it loaded.
       const page = atob(view.contentPath.split(",")[1]);
-      seen[path] = {kind: "table", loaded: frame !== null, rows: page.split("<tbody>")[1].split("<tr>").length - 1};
+      const body = page.split("<tbody>")[1];  // a page with no table (a film's page) counts no rows
+      seen[path] = {kind: "table", loaded: frame !== null, rows: body === undefined ? null : body.split("<tr>").length - 1};
     } else {
       seen[path] = {kind: mime};
     }
