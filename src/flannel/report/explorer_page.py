@@ -30,7 +30,7 @@ embedded.remove();  // the parsed copy is all the page needs: the text would dou
 const nPoints = data.steps.length, nRows = data.tokens.id.length;
 const rowOfId = new Map(data.tokens.id.map((id, row) => [id, row]));
 const fmt = (v) => (v === null || v === undefined || Number.isNaN(v)) ? "never" : String(v);
-const num = (v) => Number(v).toPrecision(6);
+const num = (v) => (v === null || !Number.isFinite(v)) ? "n/a" : Number(v).toPrecision(6);  // n/a: no dead centroid
 const esc = (s) => s.replace(/[&<>"]/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c]));
 const lastStep = data.steps[nPoints - 1];
 const logSteps = lastStep > 100;
@@ -45,9 +45,10 @@ function seriesOf(row, name) {
 
 function plot(row) {
   const width = 520, height = 240, pad = 40, o = seriesOf(row, "origin"), c = seriesOf(row, "centroid");
-  const values = o.concat(c).filter(Number.isFinite), top = Math.max(...values) * 1.05, bottom = 0;
+  const values = o.concat(c).filter(Number.isFinite), top = Math.max(0, ...values) * 1.05, bottom = 0;
   const y = (v) => height - pad - (height - 2 * pad) * (v - bottom) / (top - bottom || 1);
-  const path = (vs) => vs.map((v, i) => `${i ? "L" : "M"}${(pad + xOf(data.steps[i], width - 2 * pad)).toFixed(1)},${y(v).toFixed(1)}`).join("");
+  // A point with no value (no dead centroid) is left out: the line starts again at the next one.
+  const path = (vs) => vs.map((v, i) => Number.isFinite(v) ? `${i && Number.isFinite(vs[i - 1]) ? "L" : "M"}${(pad + xOf(data.steps[i], width - 2 * pad)).toFixed(1)},${y(v).toFixed(1)}` : "").join("");
   const ticks = [bottom, top / 2, top].map((v) => `<text x="2" y="${y(v) + 4}" font-size="10">${v.toPrecision(3)}</text>`).join("");
   return `<svg width="${width}" height="${height}" role="img">
     <rect x="${pad}" y="${pad}" width="${width - 2 * pad}" height="${height - 2 * pad}" fill="none" stroke="#ccc"/>${ticks}
