@@ -98,7 +98,7 @@ def p_sky_map(inputs: dict, settings: dict):
         for ax, (name, step) in zip(axes[row], moments.items()):
             _sky_axes(ax)
             if math.isnan(step):
-                empty_panel(ax, f"{label}: {name}\nnot reached within the run")
+                empty_panel(ax, f"{label}: {name}\n{'not reached within the run' if dead.any() else 'no dead rows'}")
                 continue
             _rows_panel(ax, recording, key, dead, basis, int(step))
             ax.set_title(f"{label}, {name}\n(step {int(step)})", fontsize="medium")
