@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -84,9 +85,9 @@ def _columns(prefix: str, predicted, observed, term, ratio) -> dict:
                 **{f"{prefix}_{name}": math.nan for name in ("adam_term_median", "ulp_ratio_median", "ulp_ratio_p90")}}
     return {f"{prefix}_predicted": int(predicted.sum()), f"{prefix}_observed": int(observed.sum()),
             f"{prefix}_both": int((predicted & observed).sum()),
-            f"{prefix}_adam_term_median": term.quantile(0.5).item(),
-            f"{prefix}_ulp_ratio_median": ratio.flatten().quantile(0.5).item(),
-            f"{prefix}_ulp_ratio_p90": ratio.flatten().quantile(0.9).item()}
+            f"{prefix}_adam_term_median": float(np.median(term.numpy())),
+            **dict(zip((f"{prefix}_ulp_ratio_median", f"{prefix}_ulp_ratio_p90"),
+                       np.percentile(ratio.numpy(), (50, 90)).tolist()))}
 
 
 def hop_table(path: str | Path) -> pd.DataFrame:
