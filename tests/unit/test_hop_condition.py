@@ -95,6 +95,13 @@ def test_each_counterfactual_revives_the_row_frozen_by_its_own_cause(tmp_path):
     live = rows[~rows["dead"]].iloc[0]
     assert live["status"] == "never_moved" and math.isnan(live["schedule"]) and live["cause"] == ""
     assert freeze_causes.shares(rows, "W")["cause_none"] == 0.25
+    # The margin's factors from step 1 to step 3 for row A: the LR halved (-1); m_hat from 2^-4 to
+    # bf16(0.0576) / (7/8); sqrt(v_hat) from 1 to sqrt(16/37); same binade (0); the float32 v equals the bf16 v.
+    signal = math.log2(torch.tensor(0.0576, dtype=BF16).item() / (7 / 8) / 2**-4)
+    a = dead.iloc[0]
+    assert [a[f"log2_{n}"] for n in ("schedule", "signal", "variance", "lattice", "bf16_v")] == pytest.approx(
+        [-1.0, signal, -math.log2(math.sqrt(16 / 37)), 0.0, 0.0])
+    assert dead.iloc[1]["log2_bf16_v"] == pytest.approx(-2.0)  # B: float32 v 16 times smaller, sqrt 4 times
 
 
 def test_shares_count_frozen_dead_rows_only():
@@ -104,9 +111,11 @@ def test_shares_count_frozen_dead_rows_only():
                          "status": ["frozen", "frozen", "frozen", "moving", "frozen"],
                          "as_recorded": [0, 0, 1, math.nan, 0], "schedule": [1, 1, 0, math.nan, 1],
                          "variance": [0, 1, 0, math.nan, 0], "signal": [0, 0, 0, math.nan, 0],
-                         "cause": ["schedule", "several", "none", "", "schedule"]})
+                         "cause": ["schedule", "several", "none", "", "schedule"],
+                         **{name: [-1.0, -2.0, -4.0, math.nan, -9.0] for name in freeze_causes.FACTORS}})
     found = freeze_causes.shares(rows, "W")
     assert found["frozen_dead"] == 3
     assert found["revived_by_schedule"] == pytest.approx(2 / 3) and found["revived_by_variance"] == pytest.approx(1 / 3)
     assert (found["cause_schedule"], found["cause_several"], found["cause_none"]) == pytest.approx((1 / 3, 1 / 3, 1 / 3))
     assert found["hop_as_recorded"] == pytest.approx(1 / 3)
+    assert found["median_log2_schedule"] == -2.0  # over the three frozen dead rows only

@@ -21,6 +21,9 @@ from .panels import (COLORS, GROUP_STYLE, STEP, band, empty_panel, finish, matri
 SHOWN_POINTS = 3000  # per class and panel: enough to see the boundary, few enough to draw fast
 CAUSE_BARS = (("revived_by_schedule", "LR held at step 1"), ("revived_by_variance", "float32 v (can decrease)"),
               ("revived_by_signal", "m_hat of step 1"), ("cause_none", "none of the three"))
+FACTOR_BARS = (("median_log2_schedule", "LR"), ("median_log2_signal", "|m_hat|"),
+               ("median_log2_variance", "sqrt(v_hat) + eps"), ("median_log2_lattice", "threshold (binade)"),
+               ("median_log2_bf16_v", "bf16 v vs float32 v"))
 
 
 def _shown(mask: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -92,12 +95,9 @@ def r_adam_term(inputs: dict, settings: dict):
     return finish(fig, f"r. Adam's term: the step per row in units of the LR ({seed_note(settings)})")
 
 
-def v_freeze_causes(inputs: dict, settings: dict):
-    """v. Over the frozen dead rows, the share each counterfactual would keep hopping, per matrix: the median
-    over the runs and each run as a dot."""
-    table = pd.concat([pd.read_csv(path, sep="\t") for path in inputs.get("freeze_summary", [])], ignore_index=True)
-    labels = [f"{tying} {matrix}" for tying, matrix in (("tied", "W"), ("untied", "W"), ("untied", "E"))]
-    fig, ax = plt.subplots(figsize=(9, 4.6))
+def _grouped_bars(ax, table: pd.DataFrame, bars, labels) -> None:
+    """Per matrix a bar per column of `bars` (the median over the runs) and each run as a dot; a matrix with no
+    frozen dead row gets a legend entry saying so."""
     width = 0.8 / len(labels)
     for offset, label in enumerate(labels):
         runs = table[(table["tying"] + " " + table["matrix"]) == label]
@@ -105,15 +105,29 @@ def v_freeze_causes(inputs: dict, settings: dict):
         if not counts.any():
             not_drawn(ax, f"{label}: no frozen dead rows", "freeze summary", color=COLORS[label])
             continue
-        for position, (column, _) in enumerate(CAUSE_BARS):
+        for position, (column, _) in enumerate(bars):
             values = runs[column].to_numpy(dtype=float)
             x = position + (offset - (len(labels) - 1) / 2) * width
-            if np.isfinite(values).any():
-                ax.bar(x, np.nanmedian(values), width, color=COLORS[label], alpha=0.6,
-                       label=f"{label} (frozen dead rows per run: {', '.join(map(str, counts))})" if position == 0 else None)
-                ax.plot(np.full(values.size, x), values, "k.", markersize=4)
-    ax.set_xticks(range(len(CAUSE_BARS)), [name for _, name in CAUSE_BARS])
-    ax.set(ylim=(0, 1.05), ylabel="share of frozen dead rows that would hop", xlabel="counterfactual at the freeze step")
+            ax.bar(x, np.nanmedian(values), width, color=COLORS[label], alpha=0.6,
+                   label=f"{label} (frozen dead rows per run: {', '.join(map(str, counts))})" if position == 0 else None)
+            ax.plot(np.full(values.size, x), values, "k.", markersize=4)
+    ax.set_xticks(range(len(bars)), [name for _, name in bars])
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize="small")
-    return finish(fig, f"v. Why the dead rows froze: counterfactuals ({seed_note(settings)})")
+
+
+def v_freeze_causes(inputs: dict, settings: dict):
+    """v. Over the frozen dead rows, per matrix: the share each counterfactual would keep hopping, and the log2
+    factors by which each input changed the hop margin from step 1 to the freeze step (medians over the rows;
+    bars: the median over the runs, dots: each run)."""
+    table = pd.concat([pd.read_csv(path, sep="\t") for path in inputs.get("freeze_summary", [])], ignore_index=True)
+    labels = [f"{tying} {matrix}" for tying, matrix in (("tied", "W"), ("untied", "W"), ("untied", "E"))]
+    fig, axes = plt.subplots(1, 2, figsize=(15, 4.8))
+    _grouped_bars(axes[0], table, CAUSE_BARS, labels)
+    axes[0].set(ylim=(0, 1.05), ylabel="share of frozen dead rows that would hop",
+                xlabel="counterfactual at the freeze step")
+    _grouped_bars(axes[1], table, FACTOR_BARS, labels)
+    axes[1].axhline(0, color="k", linewidth=0.8)
+    axes[1].set(ylabel="median log2 factor on the hop margin, step 1 to freeze",
+                xlabel="input (negative: it shrank the margin)")
+    return finish(fig, f"v. Why the dead rows froze: counterfactuals and the margin's factors ({seed_note(settings)})")
