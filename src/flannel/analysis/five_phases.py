@@ -95,10 +95,10 @@ def phase_tables(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataF
             found.append({f"{side}_{group}_{name}": _fraction(code == c, mask) for group, mask in group_masks(dead)
                           for c, name in enumerate(PHASES)})
             found[-1].update({f"{side}_{group}_reheating": int(rose[mask].sum()) for group, mask in group_masks(dead)})
-            still.append(bool((norms["l1"][dead] == 0).all()))
+            still.append(bool(dead.any()) and bool((norms["l1"][dead] == 0).all()))  # none: no dead row to stand still
             before = x
         table = pd.concat([table, pd.DataFrame(found)], axis=1)
-        table[f"{side}_dead_still"] = [math.nan] + [float(s) for s in still[1:]]
+        table[f"{side}_dead_still"] = [math.nan] + [float(s) if dead.any() else math.nan for s in still[1:]]
         per_row.append(_rows(side, recording.tensor("recorded_rows").tolist(), dead, record))
         runs += [{"matrix": side, "start": a, "end": b, "steps": n, "thawed": int(b < steps[-1])}
                  for a, b, n in still_runs(steps, still)]
