@@ -22,8 +22,8 @@ SHOWN_POINTS = 3000  # per class and panel: enough to see the boundary, few enou
 CAUSE_BARS = (("revived_by_schedule", "LR held at step 1"), ("revived_by_variance", "float32 v (can decrease)"),
               ("revived_by_signal", "m_hat of step 1"), ("cause_none", "none of the three"))
 FACTOR_BARS = (("median_log2_schedule", "LR"), ("median_log2_signal", "|m_hat|"),
-               ("median_log2_variance", "sqrt(v_hat) + eps"), ("median_log2_lattice", "threshold (binade)"),
-               ("median_log2_bf16_v", "bf16 v vs float32 v"))
+               ("median_log2_variance", "sqrt(v_hat) + eps"), ("median_log2_lattice", "threshold"),
+               ("median_log2_bf16_v", "bf16 v"))
 
 
 def _shown(mask: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
