@@ -43,13 +43,13 @@ FIGURES = {
                                      needs="pair"),
     "o_sweep_distance": Figure("Run-to-run distances", "pairwise distances between the sweep's runs",
                                needs="sweep"),
-    "p_hop_phase_space": Figure(HOP, "(m, v) phase space of dead rows, coloured by hop", quantities=ADAM_STATE),
-    "q_ulp_ratio": Figure(HOP, "Adam's update in ulps of the weight", quantities=ADAM_STATE),
-    "r_adam_term": Figure(HOP, "Adam's term |m_hat / (sqrt(v_hat) + eps)| per row", quantities=ADAM_STATE),
-    "s_five_phases": Figure("Freeze and optimisation", "five phases, reheating, global freezes"),
-    "t_kinetics": Figure("Dead-cloud geometry", "kinetics and flow of the dead rows"),
-    "u_supernova": Figure("Dead-cloud geometry", "supernova curves of the dead rows"),
-    "v_freeze_causes": Figure(HOP, "freeze causes by counterfactuals", quantities=("grads",) + ADAM_STATE),
+    "q_hop_phase_space": Figure(HOP, "(m, v) phase space of dead rows, coloured by hop", quantities=ADAM_STATE),
+    "r_ulp_ratio": Figure(HOP, "Adam's update in ulps of the weight", quantities=ADAM_STATE),
+    "s_adam_term": Figure(HOP, "Adam's term |m_hat / (sqrt(v_hat) + eps)| per row", quantities=ADAM_STATE),
+    "t_five_phases": Figure("Freeze and optimisation", "five phases, reheating, global freezes"),
+    "u_kinetics": Figure("Dead-cloud geometry", "kinetics and flow of the dead rows"),
+    "v_supernova": Figure("Dead-cloud geometry", "supernova curves of the dead rows"),
+    "w_freeze_causes": Figure(HOP, "freeze causes by counterfactuals", quantities=("grads",) + ADAM_STATE),
 }
 
 # Drawn once from the summary across experiments (flannel.report.experiments), into results/experiments/figures/.

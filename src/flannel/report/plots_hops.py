@@ -1,4 +1,4 @@
-"""The hop-condition figures (p, q, r, v): the (m, v) phase space of the dead rows coloured by hop, Adam's
+"""The hop-condition figures (q, r, s, w): the (m, v) phase space of the dead rows coloured by hop, Adam's
 update in ulps of the weight over time, Adam's term |m_hat / (sqrt(v_hat) + eps)|, and the freeze causes'
 shares. Each is a function of `inputs` and `settings` (as in flannel.report.plots_cloud), named by its key in
 flannel.report.figures."""
@@ -34,8 +34,8 @@ def _shown(mask: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return chosen
 
 
-def p_hop_phase_space(inputs: dict, settings: dict):
-    """p. The dead rows' elements in the (sqrt(v_hat) + eps, |m_hat|) plane at three steps, hop vs none."""
+def q_hop_phase_space(inputs: dict, settings: dict):
+    """q. The dead rows' elements in the (sqrt(v_hat) + eps, |m_hat|) plane at three steps, hop vs none."""
     views = reference_views(inputs)
     fig, axes = plt.subplots(len(views), 3, figsize=(13, 3.8 * len(views)), squeeze=False)
     for row, (label, path, side) in enumerate(views):
@@ -57,11 +57,11 @@ def p_hop_phase_space(inputs: dict, settings: dict):
             ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks overlap on a short decade
             ax.grid(alpha=0.3)
             ax.legend(fontsize="small", markerscale=4)
-    return finish(fig, f"p. (m, v) phase space of the dead rows, coloured by hop (seed {settings['seeds']['reference']})")
+    return finish(fig, f"q. (m, v) phase space of the dead rows, coloured by hop (seed {settings['seeds']['reference']})")
 
 
-def q_ulp_ratio(inputs: dict, settings: dict):
-    """q. Adam's update in ulps of the weight, |u| / ulp(W), median and 90th percentile over the dead
+def r_ulp_ratio(inputs: dict, settings: dict):
+    """r. Adam's update in ulps of the weight, |u| / ulp(W), median and 90th percentile over the dead
     elements and the live median, against the half-ulp a hop needs."""
     entries = matrices(inputs, "hops_")
     fig, axes = plt.subplots(1, len(entries), figsize=(4.8 * len(entries), 4.4), sharey=True, squeeze=False)
@@ -74,11 +74,11 @@ def q_ulp_ratio(inputs: dict, settings: dict):
                title=label)
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
-    return finish(fig, f"q. Adam's update in ulps of the weight ({seed_note(settings)})")
+    return finish(fig, f"r. Adam's update in ulps of the weight ({seed_note(settings)})")
 
 
-def r_adam_term(inputs: dict, settings: dict):
-    """r. Per row |m_hat / (sqrt(v_hat) + eps)|_2, median over the dead and over the live rows."""
+def s_adam_term(inputs: dict, settings: dict):
+    """s. Per row |m_hat / (sqrt(v_hat) + eps)|_2, median over the dead and over the live rows."""
     entries = matrices(inputs, "hops_")
     dims = [Recording(path).shape(key)[2] for tying in ("tied", "untied") for path in inputs.get(f"{tying}_run", [])
             for key in (["embeddings"] if tying == "tied" else ["embeddings_W"])]
@@ -92,7 +92,7 @@ def r_adam_term(inputs: dict, settings: dict):
         ax.set(yscale="log", xlabel=STEP, ylabel="|m_hat / (sqrt(v_hat) + eps)|_2 per row", title=label)
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
-    return finish(fig, f"r. Adam's term: the step per row in units of the LR ({seed_note(settings)})")
+    return finish(fig, f"s. Adam's term: the step per row in units of the LR ({seed_note(settings)})")
 
 
 def _grouped_bars(ax, table: pd.DataFrame, bars, labels) -> None:
@@ -116,8 +116,8 @@ def _grouped_bars(ax, table: pd.DataFrame, bars, labels) -> None:
     ax.legend(fontsize="small")
 
 
-def v_freeze_causes(inputs: dict, settings: dict):
-    """v. Over the frozen dead rows, per matrix: the share each counterfactual would keep hopping, and the log2
+def w_freeze_causes(inputs: dict, settings: dict):
+    """w. Over the frozen dead rows, per matrix: the share each counterfactual would keep hopping, and the log2
     factors by which each input changed the hop margin from step 1 to the freeze step (medians over the rows;
     bars: the median over the runs, dots: each run)."""
     table = pd.concat([pd.read_csv(path, sep="\t") for path in inputs.get("freeze_summary", [])], ignore_index=True)
@@ -130,4 +130,4 @@ def v_freeze_causes(inputs: dict, settings: dict):
     axes[1].axhline(0, color="k", linewidth=0.8)
     axes[1].set(ylabel="median log2 factor on the hop margin, step 1 to freeze",
                 xlabel="input (negative: it shrank the margin)")
-    return finish(fig, f"v. Why the dead rows froze: counterfactuals and the margin's factors ({seed_note(settings)})")
+    return finish(fig, f"w. Why the dead rows froze: counterfactuals and the margin's factors ({seed_note(settings)})")

@@ -1,4 +1,4 @@
-"""The motion figures (s, t, u): the five phases of the dead rows with their reheating and global-freeze runs,
+"""The motion figures (t, u, v): the five phases of the dead rows with their reheating and global-freeze runs,
 the dead rows' kinetics and flow, and the supernova curves. Each is a function of `inputs` and `settings` (as
 in flannel.report.plots_cloud), named by its key in flannel.report.figures."""
 
@@ -14,8 +14,8 @@ FIVE_COLORS = dict(zip(PHASES, ("C0", "C2", "C1", "C3", "C4")))
 SUPERNOVA_SHOWN = (0, 2, 4, 6, 8, 10, 12)
 
 
-def s_five_phases(inputs: dict, settings: dict):
-    """s. Per step the fraction of dead rows in each of the five phases; the dead rows that reheated, with the
+def t_five_phases(inputs: dict, settings: dict):
+    """t. Per step the fraction of dead rows in each of the five phases; the dead rows that reheated, with the
     global-freeze stretches (every dead row unchanged) of the first run shaded."""
     entries = matrices(inputs, "phases_")
     fig, axes = plt.subplots(2, len(entries), figsize=(4.8 * len(entries), 8), squeeze=False)
@@ -34,11 +34,11 @@ def s_five_phases(inputs: dict, settings: dict):
         ax.set(title=f"{label}: reheating and global freeze", xlabel=STEP, ylabel="number of dead rows")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
-    return finish(fig, f"s. Five phases of the dead rows, reheating and global freezes ({seed_note(settings)})")
+    return finish(fig, f"t. Five phases of the dead rows, reheating and global freezes ({seed_note(settings)})")
 
 
-def t_kinetics(inputs: dict, settings: dict):
-    """t. The dead rows' kinetic energy, participation ratio, velocity autocorrelation, bulk flow and shear."""
+def u_kinetics(inputs: dict, settings: dict):
+    """u. The dead rows' kinetic energy, participation ratio, velocity autocorrelation, bulk flow and shear."""
     entries = matrices(inputs, "kinetics_")
     panels = (("kinetic", "1/2 sum |dW_i|^2", "log", None), ("participation", "(sum |dW_i|)^2 / (N sum |dW_i|^2)", "linear", (0, 1.03)),
               ("autocorrelation", "median cos(dW'_i(t-1), dW'_i(t))", "linear", (-1.03, 1.03)),
@@ -57,11 +57,11 @@ def t_kinetics(inputs: dict, settings: dict):
             ax.grid(alpha=0.3)
             ax.legend(fontsize="small")
         axes[0][column].set_title(f"{label}: dead rows")
-    return finish(fig, f"t. Kinetics and flow of the dead rows ({seed_note(settings)})")
+    return finish(fig, f"u. Kinetics and flow of the dead rows ({seed_note(settings)})")
 
 
-def u_supernova(inputs: dict, settings: dict):
-    """u. The supernova curves: the fraction of dead rows whose step is above 2^k ulps, and the percentiles of
+def v_supernova(inputs: dict, settings: dict):
+    """v. The supernova curves: the fraction of dead rows whose step is above 2^k ulps, and the percentiles of
     the step in ulps."""
     entries = matrices(inputs, "kinetics_")
     fig, axes = plt.subplots(2, len(entries), figsize=(4.8 * len(entries), 8), squeeze=False)
@@ -76,4 +76,4 @@ def u_supernova(inputs: dict, settings: dict):
         for ax in axes[:, column]:
             ax.grid(alpha=0.3)
             ax.legend(fontsize="small")
-    return finish(fig, f"u. Supernova curves of the dead rows ({seed_note(settings)})")
+    return finish(fig, f"v. Supernova curves of the dead rows ({seed_note(settings)})")
