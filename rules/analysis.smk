@@ -165,3 +165,99 @@ rule sweep_distance:
         code=code_digest("sweep_distance.py"),
     script:
         "../workflow/scripts/sweep_distance.py"
+
+
+# The series after notebook 1.24: Adam's hop condition against the observed hops, each frozen row's cause by
+# counterfactuals, the five phases with reheating and global-freeze runs, the dead rows' kinetics and flow, and
+# one summary row per run and matrix.
+rule hop_condition:
+    input:
+        run=RUN,
+    output:
+        HOP_STEPS,
+    log:
+        "logs/{experiment}/analysis/hops/{tying}/seed{seed}.log",
+    benchmark:
+        "benchmarks/{experiment}/analysis/hops/{tying}/seed{seed}.tsv"
+    localrule: True
+    conda:
+        "../envs/flannel.yaml"
+    params:
+        code=code_digest("hop_condition.py"),
+    script:
+        "../workflow/scripts/hop_condition.py"
+
+
+rule freeze_causes:
+    input:
+        run=RUN,
+    output:
+        FREEZE_CAUSES,
+    log:
+        "logs/{experiment}/analysis/hops/{tying}/seed{seed}.causes.log",
+    benchmark:
+        "benchmarks/{experiment}/analysis/hops/{tying}/seed{seed}.causes.tsv"
+    localrule: True
+    conda:
+        "../envs/flannel.yaml"
+    params:
+        code=code_digest("freeze_causes.py"),
+    script:
+        "../workflow/scripts/freeze_causes.py"
+
+
+rule five_phases:
+    input:
+        run=RUN,
+    output:
+        steps=PHASE_STEPS,
+        rows=PHASE_ROWS,
+        runs=PHASE_RUNS,
+    log:
+        "logs/{experiment}/analysis/phases/{tying}/seed{seed}.log",
+    benchmark:
+        "benchmarks/{experiment}/analysis/phases/{tying}/seed{seed}.tsv"
+    localrule: True
+    conda:
+        "../envs/flannel.yaml"
+    params:
+        code=code_digest("five_phases.py"),
+    script:
+        "../workflow/scripts/five_phases.py"
+
+
+rule kinetics:
+    input:
+        run=RUN,
+    output:
+        steps=KINETICS_STEPS,
+        runs=KINETICS_RUNS,
+    log:
+        "logs/{experiment}/analysis/kinetics/{tying}/seed{seed}.log",
+    benchmark:
+        "benchmarks/{experiment}/analysis/kinetics/{tying}/seed{seed}.tsv"
+    localrule: True
+    conda:
+        "../envs/flannel.yaml"
+    params:
+        code=code_digest("kinetics.py"),
+    script:
+        "../workflow/scripts/kinetics.py"
+
+
+rule freeze_summary:
+    input:
+        unpack(freeze_summary_inputs),
+    output:
+        table=FREEZE_SUMMARY,
+        across_runs=FREEZE_ACROSS_RUNS,
+    log:
+        "logs/{experiment}/analysis/freeze_summary.log",
+    localrule: True
+    conda:
+        "../envs/flannel.yaml"
+    params:
+        run_ids=experiment_run_ids,
+        code=code_digest("freeze_summary.py"),
+    script:
+        "../workflow/scripts/freeze_summary.py"

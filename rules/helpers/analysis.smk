@@ -11,6 +11,15 @@ EPOCH_REPORT = "results/{experiment}/report/epochs.html"
 DISTANCES = "results/{experiment}/analysis/distances/seed{seed}.tsv"
 DISTANCE_ROWS = "results/{experiment}/analysis/distances/seed{seed}.rows.safetensors"
 SWEEP_DISTANCE = "results/{experiment}/analysis/distances/sweep.tsv"
+HOP_STEPS = "results/{experiment}/analysis/hops/{tying}/seed{seed}.tsv"
+FREEZE_CAUSES = "results/{experiment}/analysis/hops/{tying}/seed{seed}.causes.tsv"
+PHASE_STEPS = "results/{experiment}/analysis/phases/{tying}/seed{seed}.tsv"
+PHASE_ROWS = "results/{experiment}/analysis/phases/{tying}/seed{seed}.rows.tsv"
+PHASE_RUNS = "results/{experiment}/analysis/phases/{tying}/seed{seed}.runs.tsv"
+KINETICS_STEPS = "results/{experiment}/analysis/kinetics/{tying}/seed{seed}.tsv"
+KINETICS_RUNS = "results/{experiment}/analysis/kinetics/{tying}/seed{seed}.runs.tsv"
+FREEZE_SUMMARY = "results/{experiment}/analysis/freeze_summary.tsv"
+FREEZE_ACROSS_RUNS = "results/{experiment}/analysis/freeze_summary_across_runs.tsv"
 
 
 def analysis_settings(*keys):
@@ -74,7 +83,16 @@ def sweep_tables(experiment):
 def analysis_targets(experiment):
     """The tables the default target asks for itself (the figures ask for the rest)."""
     return (
-        [fill(path, experiment=experiment) for path in (EPOCH_SUMMARY, EPOCH_REPORT, EPOCH_TABLE)]
+        [
+            fill(path, experiment=experiment)
+            for path in (EPOCH_SUMMARY, EPOCH_REPORT, EPOCH_TABLE, FREEZE_SUMMARY, FREEZE_ACROSS_RUNS)
+        ]
         + paired_files(experiment, DISTANCES)
         + sweep_tables(experiment)
     )
+
+
+def freeze_summary_inputs(wildcards):
+    """Every run's hop table, freeze causes, global-freeze runs and kinetics scalars, in run_ids() order."""
+    patterns = {"hops": HOP_STEPS, "causes": FREEZE_CAUSES, "phase_runs": PHASE_RUNS, "kinetics": KINETICS_RUNS}
+    return {name: per_run(wildcards.experiment, pattern) for name, pattern in patterns.items()}

@@ -15,7 +15,8 @@ def figure_inputs(wildcards):
     """The named input lists the figures read: the tables of every run, the reference seed's recordings
     (per-row views), the decomposition tables, the Adam accounting and lattice tables (rows: the reference seed's),
     the epoch series and table, the tied-vs-untied distances (with the shown seed's rows and its tied lattice rows,
-    to sort them by freeze step) and the sweep's distances."""
+    to sort them by freeze step), the sweep's distances, and every run's hop, five-phase and kinetics tables
+    with the freeze summary."""
     experiment, runs = wildcards.experiment, runs_of(wildcards.experiment)
     reference, paired = runs["reference_seed"], flannel.report.figures.paired_seeds(runs)
     shown = flannel.report.figures.shown_seed(reference, paired)
@@ -38,6 +39,10 @@ def figure_inputs(wildcards):
         "distance_rows": [fill(DISTANCE_ROWS, experiment=experiment, seed=seed) for seed in shown],
         "distance_lattice": of(LATTICE_ROWS, "tied", shown),
         "sweep_distance": sweep_tables(experiment),
+        **{f"hops_{tying}": of(HOP_STEPS, tying, runs[tying]) for tying in ("tied", "untied")},
+        **{f"phases_{tying}": of(PHASE_STEPS, tying, runs[tying]) for tying in ("tied", "untied")},
+        **{f"kinetics_{tying}": of(KINETICS_STEPS, tying, runs[tying]) for tying in ("tied", "untied")},
+        "freeze_summary": [fill(FREEZE_SUMMARY, experiment=experiment)],
     }
 
 

@@ -21,6 +21,9 @@ class Figure:
     quantities: tuple[str, ...] = ("embeddings",)  # the recorded matrices it draws from
 
 
+ADAM_STATE = ("embeddings", "momentum", "variance")  # what a figure of Adam's steps on the weights reads
+HOP = "Hop condition"
+
 FIGURES = {
     "a_dead_cloud": Figure("Dead-cloud geometry", "dead-cloud radii (centroid, origin), centroid, sd"),
     "b_fraction_moved": Figure("Freeze and optimisation", "fraction of rows that moved, LR"),
@@ -32,8 +35,7 @@ FIGURES = {
     "h_indicators": Figure("Under-trained-token indicators", "Land & Bartolo indicators, ROC AUC"),
     "i_gradients": Figure("Freeze and optimisation", "gradients and Adam steps, dead vs live",
                           quantities=("grads", "momentum", "variance")),
-    "j_adam_accounting": Figure("Adam accounting", "replay of every step, lost updates",
-                                quantities=("embeddings", "momentum", "variance")),
+    "j_adam_accounting": Figure("Adam accounting", "replay of every step, lost updates", quantities=ADAM_STATE),
     "k_radial": Figure("Dead-cloud geometry", "radial motion of dead rows"),
     "l_lattice": Figure("Freeze and optimisation", "lattice phases and freeze steps"),
     "m_epochs": Figure("Dead-cloud geometry", "epochs: inhale, peak speed, freeze onset, last motion"),
@@ -42,6 +44,13 @@ FIGURES = {
     "o_sweep_distance": Figure("Run-to-run distances", "pairwise distances between the sweep's runs",
                                needs="sweep"),
     "p_sky_map": Figure("Dead-cloud geometry", "sky maps of W (Mollweide), dead centroid's path"),
+    "q_hop_phase_space": Figure(HOP, "(m, v) phase space of dead rows, coloured by hop", quantities=ADAM_STATE),
+    "r_ulp_ratio": Figure(HOP, "Adam's update in ulps of the weight", quantities=ADAM_STATE),
+    "s_adam_term": Figure(HOP, "Adam's term |m_hat / (sqrt(v_hat) + eps)| per row", quantities=ADAM_STATE),
+    "t_five_phases": Figure("Freeze and optimisation", "five phases, reheating, global freezes"),
+    "u_kinetics": Figure("Dead-cloud geometry", "kinetics and flow of the dead rows"),
+    "v_supernova": Figure("Dead-cloud geometry", "supernova curves of the dead rows"),
+    "w_freeze_causes": Figure(HOP, "freeze causes by counterfactuals", quantities=("grads",) + ADAM_STATE),
 }
 
 # Drawn once from the summary across experiments (flannel.report.experiments), into results/experiments/figures/.
