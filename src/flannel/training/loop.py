@@ -324,11 +324,23 @@ def moved_table(model, initial_state: dict, variance_decreased: dict) -> list[di
     return rows
 
 
+def warmup_config(config: dict) -> dict:
+    """The replica's warm-up: the run's config cut to two recording intervals (at most the run's steps). Every
+    code path a run takes runs in it at least once (the model's build and init, the first record, an optimizer
+    step creating Adam's state, an unrecorded step where record_every > 1, a recorded one, the recording's
+    finish), so whatever a run leaves behind in the process, the warm-up leaves too; more steps of the same
+    paths leave nothing new, and a whole warm-up run doubled the replica's cost."""
+    short = copy.deepcopy(config)
+    short["training"]["steps"] = min(config["training"]["steps"], 2 * config["recording"]["record_every"])
+    return short
+
+
 def train_replica(config: dict, run: Run, token_ids: torch.Tensor, masks: dict, out_path, *, warmup_seed: int,
                   token_ids_sha256: str = "") -> dict:
-    """Train `warmup_seed` (discarded), then `run` into `out_path`, in this one process: anything that
-    leaks from one run into the next (RNG state, caches, allocator) makes the replica differ from the run's
-    own job. The warm-up goes next to the output, not to /tmp, which may be small on a cluster node."""
+    """Train a few steps of `warmup_seed` (warmup_config; discarded), then `run` into `out_path`, in this one
+    process: anything that leaks from one run into the next (RNG state, caches, allocator) makes the replica
+    differ from the run's own job. The warm-up goes next to the output, not to /tmp, which may be small on a
+    cluster node."""
     if warmup_seed == run.seed:
         raise ConfigError(f"config key 'sanity.replica_warmup_seed': {warmup_seed} is the replica's own seed")
     out_path = Path(out_path)
@@ -337,7 +349,7 @@ def train_replica(config: dict, run: Run, token_ids: torch.Tensor, masks: dict, 
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     try:
-        train_run(config, Run(run.tying, warmup_seed), token_ids, masks, scratch / "warmup.safetensors",
+        train_run(warmup_config(config), Run(run.tying, warmup_seed), token_ids, masks, scratch / "warmup.safetensors",
                   token_ids_sha256=token_ids_sha256)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
