@@ -36,17 +36,11 @@ def radial_fractions(x: torch.Tensor, before: torch.Tensor, centre: torch.Tensor
     """Per row, the signed radial fraction (dw . w_hat) / |dw| of the step before -> x, w_hat the unit vector
     from `centre` (the origin when None) to the row's previous position: +1 straight outward, -1 straight
     inward, 0 tangential. NaN for a row that did not move (or sat exactly on the centre)."""
-    return _radial(x, before, centre)[1]
-
-
-def _radial(x: torch.Tensor, before: torch.Tensor, centre: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per row, dw . w and the signed radial fraction (radial_fractions), from one float64 copy of each."""
     w = rows64(before) - (0 if centre is None else rows64(centre))
     dw = rows64(x) - rows64(before)
     step, radius = torch.linalg.vector_norm(dw, dim=1), torch.linalg.vector_norm(w, dim=1)
-    dot = (dw * w).sum(dim=1)
-    fraction = dot / (step * radius)
-    return dot, torch.where((step > 0) & (radius > 0), fraction, torch.full_like(fraction, math.nan))
+    fraction = (dw * w).sum(dim=1) / (step * radius)
+    return torch.where((step > 0) & (radius > 0), fraction, torch.full_like(fraction, math.nan))
 
 
 def radial_counts(x: torch.Tensor, before: torch.Tensor, centre: torch.Tensor | None = None) -> dict[str, float]:
@@ -55,7 +49,9 @@ def radial_counts(x: torch.Tensor, before: torch.Tensor, centre: torch.Tensor | 
     radial fraction of the rows that moved."""
     if x.shape[0] == 0:
         return dict.fromkeys(("outward", "inward", "no_radial", "radial_mean"), math.nan)
-    dot, fractions = _radial(x, before, centre)
+    w = rows64(before) - (0 if centre is None else rows64(centre))
+    dot = ((rows64(x) - rows64(before)) * w).sum(dim=1)
+    fractions = radial_fractions(x, before, centre)
     moved = ~fractions.isnan()
     return {"outward": (dot > 0).double().mean().item(), "inward": (dot < 0).double().mean().item(),
             "no_radial": (dot == 0).double().mean().item(),

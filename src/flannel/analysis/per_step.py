@@ -90,9 +90,7 @@ def record_row(recording: Recording, index: int, step: int, first: dict, previou
     row, current = {"step": step, "lr": lr}, {}
     for side in sides(recording):
         x, grad, adam = _read_side(recording, side, index, step, lr)
-        # One float64 copy per record (exact for bf16 and float32), which every metric would otherwise make
-        # again of each group's rows; it is the next record's `previous`.
-        x = current[side] = rows64(x)
+        current[side] = x
         before = None if previous is None else previous[side]
         for group, mask in group_masks(dead):
             row.update(group_metrics(f"{side}_{group}", x[mask], first[side][mask], _masked(before, mask),
@@ -114,7 +112,7 @@ def analyse_run(path: str | Path, expected_config: dict | None = None) -> pd.Dat
         raise AnalysisError(f"{recording.path}: no embeddings recorded; the analysis needs them")
     dead = dead_rows(recording)
     losses = recording.tensor("losses").tolist()
-    first = {side: rows64(recording.record(recording.matrix("embeddings", side), 0)) for side in sides(recording)}
+    first = {side: recording.record(recording.matrix("embeddings", side), 0) for side in sides(recording)}
     rows, previous = [], None
     for index, step in enumerate(recording.steps()):
         row, previous = record_row(recording, index, step, first, previous, dead)
