@@ -29,3 +29,19 @@ rule train:
         code=code_digest("train.py"),
     script:
         "../workflow/scripts/train.py"
+
+
+# On request only (not in `all`): a compact run file in the notebooks' safetensors layout.
+rule export_safetensors:
+    input:
+        run=RUN,
+    output:
+        run=EXPORT,
+    log:
+        "logs/{experiment}/export/{tying}/seed{seed}.log",
+    conda:
+        "../envs/flannel.yaml"
+    params:
+        code=code_digest("export_safetensors.py"),
+    script:
+        "../workflow/scripts/export_safetensors.py"

@@ -50,6 +50,17 @@ def workflow_run(tmp_path_factory):
     return workdir
 
 
+@pytest.fixture(scope="session")
+def workflow_run_compact(tmp_path_factory):
+    """The whole DAG on config/test.yaml with compact run files (the default container; test.yaml keeps
+    safetensors for the fault tests), in a copy whose test.yaml says so, so later commands there agree."""
+    workdir = copy_repo(tmp_path_factory.mktemp("workflow_compact"))
+    config = workdir / "config" / "test.yaml"
+    config.write_text(config.read_text().replace("format: safetensors", "format: compact"))
+    snakemake(workdir, "--cores", "2", "--configfile", "config/test.yaml")
+    return workdir
+
+
 SERIAL_TARGETS = [
     "results/data/tokenizer.json", "results/data/token_ids.safetensors", "results/data/live_dead_tokens.safetensors",
     "results/data/live_dead_tokens.csv", "results/data/token_stats.json",

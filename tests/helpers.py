@@ -39,11 +39,18 @@ def tiny_config(**overrides) -> dict:
     return flannel_config.validate(config)
 
 
-def train_tiny(tiny_data, folder: Path, tying: str, seed: int, config: dict | None = None) -> Path:
-    out = folder / tying / f"seed{seed}.safetensors"
+def train_tiny(tiny_data, folder: Path, tying: str, seed: int, config: dict | None = None,
+               suffix: str = ".safetensors") -> Path:
+    """A run trained in-process; the suffix picks the format (".zarr.zip": compact)."""
+    out = folder / tying / f"seed{seed}{suffix}"
     train_run(config or tiny_data["config"], Run(tying, seed), tiny_data["ids"], tiny_data["masks"], out,
-              out.with_suffix(".moved.tsv"))
+              folder / tying / f"seed{seed}.moved.tsv")
     return out
+
+
+def tensor_bytes(tensor) -> bytes:
+    """A tensor's bytes, of any dtype (bf16 and bool included) and shape (0-dim included)."""
+    return tensor.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
 
 
 def payload_sha256(path) -> str:

@@ -10,6 +10,9 @@ processes on a shared machine. Repeats are interleaved across configurations, in
 are printed, so that a busy patch of time does not land on one configuration only.
 
 Recording "off" is train_run with record_every = steps: the same code path, two records (0 and the last).
+"compact" rows record every step into the compact format (flannel.compact), whose encoding and write-time
+replay check run on the recorder's thread beside training (the job's one core counts their CPU time too:
+steps per CPU-second is over the whole process). --reads adds read rates of each recording.
 Rows ending in "native" run with training.portable_numerics false (each CPU's fastest kernels); the others pin
 the portable kernels (flannel.training.numerics), as the workflow does by default.
 
@@ -40,9 +43,11 @@ from flannel.training.numerics import PORTABLE_ENVIRONMENT  # noqa: E402  (impor
 CONFIGS = {
     "fast_rec": ("train_run", ("bfloat16", "float32"), "every", "train_run fast path bf16/fp32, record every step"),
     "fast_off": ("train_run", ("bfloat16", "float32"), "off", "train_run fast path bf16/fp32, recording off"),
+    "fast_compact": ("train_run", ("bfloat16", "float32"), "compact", "fast path, record every step, compact format"),
     "fast_rec_native": ("train_run", ("bfloat16", "float32"), "every", "fast path, record every step, native kernels"),
     "faithful_rec": ("train_run", ("bfloat16", "bfloat16"), "every", "train_run faithful path bf16/bf16, record every step"),
     "faithful_off": ("train_run", ("bfloat16", "bfloat16"), "off", "train_run faithful path bf16/bf16, recording off"),
+    "faithful_compact": ("train_run", ("bfloat16", "bfloat16"), "compact", "faithful path, record every step, compact"),
     "faithful_rec_native": ("train_run", ("bfloat16", "bfloat16"), "every", "faithful path, record every step, native kernels"),
     "plain_fp32": ("plain", ("float32", "float32"), "off", "plain fp32 PyTorch loop (AdamW only)"),
     "notebook": ("notebook", ("bfloat16", "bfloat16"), "every", "notebooks' Trainer + in-RAM recorder (+stack, save)"),
@@ -117,18 +122,45 @@ def worker_train_run(args, name: str, ids, out_folder: Path) -> dict:
                                "objective": "skip_one", "param_dtype": param_dtype, "compute_dtype": compute_dtype,
                                "device": args.device, "threads": args.threads, "log_every": 1,
                                "portable_numerics": portable(name)})
-    config["recording"].update({"record_every": 1 if recording == "every" else args.steps, "rows": "all"})
+    config["recording"].update({"record_every": args.steps if recording == "off" else 1, "rows": "all"})
     config = flannel_config.validate(config)
     clock = _StepClock()
     log = logging.getLogger("flannel.training.loop")
     log.addHandler(clock)
     log.setLevel(logging.INFO)
     log.propagate = False
-    out = out_folder / "run.safetensors"
+    out = out_folder / ("run.zarr.zip" if recording == "compact" else "run.safetensors")
     train_run(config, Run(args.tying, args.seed), ids, tokens.live_dead(ids, args.vocab), out)
     size = out.stat().st_size
+    reads = read_rates(out) if args.reads and recording != "off" else {}
     out.unlink()
-    return {**_rates(args.steps, clock.first, clock.last), "file_mb": size / 2**20}
+    return {**_rates(args.steps, clock.first, clock.last), "file_mb": size / 2**20, **reads}
+
+
+def read_rates(path: Path) -> dict:
+    """Seconds to read one record of embeddings_W (or embeddings) at random, the median of five in a freshly
+    opened file (so a compact chunk is decoded each time), and MB/s of decoded bytes over a sequential pass
+    over every record of every matrix, as the analyses read."""
+    import random
+
+    from flannel.recording import Recording
+
+    recording = Recording(path)
+    key, records = recording.matrix("embeddings"), recording.n_records
+    matrices = sorted(k for k in recording.keys if len(recording.shape(k)) == 3)
+    one = []
+    for index in random.Random(0).sample(range(records), min(5, records)):
+        fresh = Recording(path)
+        start = time.perf_counter()
+        fresh.record(key, index)
+        one.append(time.perf_counter() - start)
+    start, decoded = time.perf_counter(), 0
+    for index in range(records):
+        for name in matrices:
+            tensor = recording.record(name, index)
+            decoded += tensor.numel() * tensor.element_size()
+    return {"record_read_s": statistics.median(one), "pass_mb_per_s": decoded / 2**20 / (time.perf_counter() - start),
+            "bytes_per_record": path.stat().st_size / records}
 
 
 def worker_plain(args, ids) -> dict:
@@ -223,7 +255,7 @@ def measure(args, name: str, steps: int, ids_path: Path) -> dict:
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--token-ids", str(ids_path),
                "--steps", str(steps)] + [f"--{k.replace('_', '-')}={getattr(args, k)}" for k in
                                          ("vocab", "n_embd", "n_layer", "n_head", "seq_len", "batch", "seed", "tying",
-                                          "threads", "workdir", "device")]
+                                          "threads", "workdir", "device")] + (["--reads"] if args.reads else [])
     env = {key: value for key, value in os.environ.items() if key not in PORTABLE_ENVIRONMENT}
     env.update({"PYTHONPATH": str(ROOT / "src"), "TRANSFORMERS_VERBOSITY": "error"})
     done = subprocess.run(command, capture_output=True, text=True, env=env)
@@ -258,6 +290,8 @@ def main(argv=None) -> int:
     parser.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "flannel-benchmark"),
                         help="data cache and scratch for recordings (a 200-step full-vocab recording is ~2 GB)")
     parser.add_argument("--quick", action="store_true", help="small dims and few steps: a smoke run")
+    parser.add_argument("--reads", action="store_true",
+                        help="also time reads of each recording: one record at random, and a sequential pass")
     parser.add_argument("--worker", choices=list(CONFIGS), help=argparse.SUPPRESS)
     parser.add_argument("--token-ids", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -299,6 +333,12 @@ def main(argv=None) -> int:
         spread = f"({min(wall):.2f}-{max(wall):.2f})"
         print(f"{labels[name]:<58} {median[name]['wall']:>7.3f} {spread:>11} {median[name]['cpu']:>11.3f} "
               f"{median[name]['rss']:>11.0f}")
+    for name in names:
+        runs = results[name]
+        if runs and "record_read_s" in runs[0]:
+            print(f"{labels[name]:<58} {statistics.median(r['bytes_per_record'] for r in runs) / 2**20:.2f} MB/record, "
+                  f"one record read in {statistics.median(r['record_read_s'] for r in runs):.3f} s, sequential pass "
+                  f"{statistics.median(r['pass_mb_per_s'] for r in runs):.0f} MB/s decoded")
     if "notebook" in names:
         last = results["notebook"][-1]
         print(f"notebook recorder: {last['records']} records for {args.steps} steps, hook called {last['hook_calls']} "
@@ -322,6 +362,10 @@ def main(argv=None) -> int:
             overhead = [1 - r for r in ratio(f"{path}_rec", f"{path}_off")]
             target(f"recording overhead <= 10 % ({path} path)", max(overhead) <= 0.10,
                    " / ".join(f"{100 * o:.1f} %" for o in overhead))
+        if {f"{path}_rec", f"{path}_compact"} <= median.keys():
+            slowdown = [1 / r - 1 for r in ratio(f"{path}_compact", f"{path}_rec")]
+            target(f"compact recorder at most 10 % slower than safetensors ({path} path)", max(slowdown) <= 0.10,
+                   " / ".join(f"{100 * c:+.1f} % time per step" for c in slowdown))
     for name in ("fast_off", "fast_rec"):
         if {name, "plain_fp32"} <= median.keys():
             r = ratio(name, "plain_fp32")

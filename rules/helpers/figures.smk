@@ -1,6 +1,9 @@
 # The paths and input/output helpers of rules/figures.smk (the linter keeps functions out of rule files).
 FIGURE = "results/{experiment}/figures/{name}.png"
 REPORT_TABLE = "results/{experiment}/report/{name}.html"
+FILM = "results/{experiment}/figures/film/{tying}/seed{seed}.mp4"
+FILM_PAGE = "results/{experiment}/report/film/{tying}/seed{seed}.html"
+EXPLORER = "results/{experiment}/report/explorer/{tying}/seed{seed}.html"
 REPORT_TABLES = {
     "run_summary": "one row per run",
     "first_step": "step 1 against lr x sqrt(D)",
@@ -84,6 +87,23 @@ def report_table_outputs():
     }
 
 
+def film_settings(wildcards):
+    """The film section and the figures' PCA basis: the film's only params besides its code."""
+    return canonical({**config["film"], "basis": config["figures"]["basis"]})
+
+
+def explorer_settings(wildcards):
+    """The explorer section and the figures' PCA basis (the cloud panel's)."""
+    return canonical({**config["explorer"], "basis": config["figures"]["basis"]})
+
+
 def figure_targets(experiment):
+    """Every figure and report table, and the film and token explorer of each reference run (any run's film and
+    explorer are targets of their own)."""
     names = [(FIGURE, name) for name in flannel.report.figures.FIGURES] + [(REPORT_TABLE, n) for n in REPORT_TABLES]
-    return [fill(pattern, experiment=experiment, name=name) for pattern, name in names]
+    films = [
+        fill(pattern, experiment=experiment, tying=tying, seed=seed)
+        for tying, seed in replica_ids(experiment)
+        for pattern in (FILM, EXPLORER)
+    ]
+    return [fill(pattern, experiment=experiment, name=name) for pattern, name in names] + films

@@ -1,5 +1,5 @@
 # The paths and input/output helpers of rules/sanity.smk (the linter keeps functions out of rule files).
-REPLICA = "results/{experiment}/sanity/replica/{tying}/seed{seed}.safetensors"
+REPLICA = f"results/{{experiment}}/sanity/replica/{{tying}}/seed{{seed}}{RUN_SUFFIX}"
 SANITY_REPORT = "results/{experiment}/sanity/report.json"
 SANITY_MARKDOWN = "results/{experiment}/sanity/report.md"
 SANITY_MANIFEST = "results/{experiment}/sanity/manifest.tsv"

@@ -1,6 +1,9 @@
 # The paths and input/output helpers of rules/train.smk (the linter keeps functions out of rule files).
-RUN = "results/{experiment}/runs/{tying}/seed{seed}.safetensors"
+# The container decides the run files' suffix (recording.format, one for the whole workflow).
+RUN_SUFFIX = {"safetensors": ".safetensors", "compact": ".zarr.zip"}[config["recording"]["format"]]
+RUN = f"results/{{experiment}}/runs/{{tying}}/seed{{seed}}{RUN_SUFFIX}"
 MOVED = "results/{experiment}/runs/{tying}/seed{seed}.moved.tsv"
+EXPORT = "results/{experiment}/export/{tying}/seed{seed}.safetensors"
 
 
 def train_targets(experiment):

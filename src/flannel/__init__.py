@@ -11,7 +11,8 @@ One subpackage per stage of the workflow's DAG, in DAG order, and at the top wha
 - report: the figure registry, the drawing, the report's tables, the findings and the summary across
   experiments (figures, plots, panels, plots_cloud, plots_freeze, plots_pairs, plots_experiments, tables,
   findings, experiments).
-- config, errors, logs, outputs, recording (the recording format), kernels (the vendor-independent float32
+- config, errors, logs, outputs, recording (the recording and its reader), compact (the compact format),
+  moments (Adam's moment arithmetic, bitwise), background (the recording's writer thread), kernels (the vendor-independent float32
   kernels of a training step, which the Adam replay shares), codedigest.
 """
 

@@ -49,6 +49,9 @@ def _check_whole(config: dict, schema, spec: dict, set_default: bool) -> None:
 
 def _validate_experiment(config: dict, name: str, schema, spec: dict) -> None:
     """An experiment's resolved config, checked as a whole config; errors name the experiment's key."""
+    if "format" in config["experiments"][name].get("recording", {}):
+        raise ConfigError(f"config key 'experiments.{name}.recording.format': the run files' container is one for "
+                          "the whole workflow; set recording.format at the top level")
     if "vocab_size" in config["experiments"][name].get("model", {}):
         raise ConfigError(f"config key 'experiments.{name}.model.vocab_size': the data (tokenizer, token ids, "
                           "masks) are shared by every experiment; set model.vocab_size at the top level")
@@ -204,10 +207,11 @@ def file_not_found(key: str, path: str) -> ConfigError:
 
 def run_config(config: dict) -> dict:
     """The training sections as far as they decide a run's bytes: what its header records and what readers
-    compare. Left out: training.log_every (progress lines only) and recording.live_sample while recording.rows
-    is all (unused), so changing either reruns no training. Sections `config` lacks stay absent."""
+    compare. Left out: training.log_every (progress lines only), recording.format (the container, not the
+    tensors) and recording.live_sample while recording.rows is all (unused). Sections `config` lacks stay absent."""
     sections = {section: dict(config[section]) for section in TRAINING_SECTIONS if section in config}
     sections.get("training", {}).pop("log_every", None)
+    sections.get("recording", {}).pop("format", None)
     if sections.get("recording", {}).get("rows", "all") == "all":
         sections.get("recording", {}).pop("live_sample", None)
     return sections

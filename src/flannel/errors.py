@@ -32,3 +32,7 @@ class SanityError(FlannelError, ValueError):
 
 class ReproducibilityError(FlannelError, RuntimeError):
     """A reproducibility check failed; the message names the files, the first differing tensor and step."""
+
+
+class ToolError(FlannelError, RuntimeError):
+    """An external program a step needs is missing; the message names what to install."""

@@ -14,14 +14,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import queue
 import struct
-import threading
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
 
+from .background import BackgroundWriter, host_copy
+from .compact import CompactSource, CompactWriter, decoded_digests, is_compact
 from .config import TRAINING_SECTIONS, run_config
 from .errors import RecordingError
 
@@ -102,7 +102,13 @@ class StreamingSafetensors:
         if self.writer is None:
             self._store(name, tensor.detach().to("cpu", dtype).contiguous(), begin)
         else:
-            self.writer.put(name, *_host_copy(tensor, dtype), begin)
+            host, ready = host_copy(tensor, dtype)
+            self.writer.put((name, host, begin), [ready])
+
+    def write_record(self, index: int, values: dict[str, torch.Tensor]) -> None:
+        """Record `index` of each [T, ...] tensor in `values`."""
+        for name, tensor in values.items():
+            self.write(name, tensor, index)
 
     def _store(self, name: str, host: torch.Tensor, begin: int) -> None:
         """Write `host` at data offset `begin` of tensor `name`, which must be where that tensor goes on."""
@@ -138,64 +144,15 @@ class StreamingSafetensors:
         self.partial.unlink(missing_ok=True)
 
 
-class BackgroundWriter:
-    """Writes (name, tensor, offset) on a thread, in the order given. `put` blocks while `depth` writes wait, so
-    memory stays bounded; an error on the thread is raised by the next `put` or by `close`."""
-
-    def __init__(self, write, depth: int):
-        self.write, self.error = write, None
-        self.pending = queue.Queue(maxsize=depth)
-        self.thread = threading.Thread(target=self._run, name="recording-writer", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while (item := self.pending.get()) is not None:
-            name, host, ready, offset = item
-            if self.error is None:
-                try:
-                    if ready is not None:
-                        ready.synchronize()
-                    self.write(name, host, offset)
-                except BaseException as error:  # handed to the training thread, which raises it
-                    self.error = error
-
-    def put(self, name: str, host: torch.Tensor, ready, offset: int) -> None:
-        self._raise()
-        self.pending.put((name, host, ready, offset))
-
-    def close(self, raise_error: bool = True) -> None:
-        if self.thread.is_alive():
-            self.pending.put(None)
-            self.thread.join()
-        if raise_error:
-            self._raise()
-
-    def _raise(self) -> None:
-        if self.error is not None:
-            raise self.error
-
-
-def _host_copy(tensor: torch.Tensor, dtype: torch.dtype):
-    """A host copy of `tensor` in `dtype` that later steps cannot change, and (on a GPU) the event that
-    marks it complete: the copy runs asynchronously into pinned memory."""
-    tensor = tensor.detach()
-    if tensor.device.type == "cuda":
-        source = tensor.to(dtype).contiguous()
-        host = torch.empty(source.shape, dtype=dtype, pin_memory=True)
-        host.copy_(source, non_blocking=True)
-        ready = torch.cuda.Event()
-        ready.record()
-        return host, ready
-    return tensor.to("cpu", dtype, copy=True).contiguous(), None
-
-
 def _digest_json(digests: dict[str, str]) -> str:
     return json.dumps(digests, sort_keys=True, separators=(",", ":"))
 
 
 def tensor_digests(path: str | Path) -> tuple[str, dict[str, str], dict[str, str]]:
-    """One sequential read of a safetensors file: the SHA-256 of the whole file, of each tensor's bytes, and
+    """One sequential read of a recording: the SHA-256 of the whole file, of each tensor's (decoded) bytes, and
     the per-tensor digests its header names (empty for a file that names none, such as the notebooks')."""
+    if is_compact(path):
+        return _compact_digests(Path(path))
     with open(path, "rb") as handle:
         head = handle.read(8)
         (header_size,) = struct.unpack("<Q", head)
@@ -215,6 +172,15 @@ def tensor_digests(path: str | Path) -> tuple[str, dict[str, str], dict[str, str
         whole.update(handle.read())
     named = json.loads(header.get("__metadata__", {}).get("tensor_sha256", "{}"))
     return whole.hexdigest(), found, named
+
+
+def _compact_digests(path: Path) -> tuple[str, dict[str, str], dict[str, str]]:
+    whole = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            whole.update(block)
+    source = CompactSource(path)
+    return whole.hexdigest(), decoded_digests(source), json.loads(source.metadata.get("tensor_sha256", "{}"))
 
 
 def _itemsize(dtype: torch.dtype) -> int:
@@ -244,26 +210,54 @@ def _pwrite_all(fd: int, data, offset: int) -> None:
         view, offset = view[written:], offset + written
 
 
+class SafetensorsSource:
+    """Read access to a finished safetensors recording (safe_open slices; nothing loads whole)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        header = _header(path)
+        ends = [entry["data_offsets"][1] for name, entry in header.items() if name != "__metadata__"]
+        expected_size = 8 + _header_length(path) + max(ends, default=0)
+        actual_size = path.stat().st_size
+        if actual_size != expected_size:
+            raise RecordingError(f"{path}: truncated or padded recording ({actual_size} bytes, header declares {expected_size})")
+        try:
+            self._file = safe_open(str(path), framework="pt")
+        except Exception as error:
+            raise RecordingError(f"{path}: not a readable safetensors file ({' '.join(str(error).split())[:120]})") from None
+        self._read_since_map = 0
+        self.metadata = header.get("__metadata__", {})  # in the file's order (safe_open's is a hash map's)
+        self.keys = set(self._file.keys())
+        if self.metadata.get("format") == FORMAT and self.metadata.get("complete") != "true":
+            raise RecordingError(f"{path}: incomplete recording (training did not finish)")
+
+    def tensor(self, name: str) -> torch.Tensor:
+        return self._file.get_tensor(name)
+
+    def record(self, name: str, index: int) -> torch.Tensor:
+        """safetensors serves slices from a memory map, and every page read stays in the RSS while the map
+        lives (two 2.4 GB files compared ended at 5 GB), so the map is renewed after every REMAP_BYTES read;
+        the "pread" backend avoids the map but rereads the whole tensor per slice (50x slower)."""
+        tensor = self._file.get_slice(name)[index]
+        self._read_since_map += tensor.numel() * tensor.element_size()
+        if self._read_since_map >= REMAP_BYTES:
+            self._file, self._read_since_map = safe_open(str(self.path), framework="pt"), 0
+        return tensor
+
+    def shape(self, name: str) -> list[int]:
+        return self._file.get_slice(name).get_shape()
+
+
 class Recording:
-    """Lazy, checked read access to a finished recording (safe_open slices; nothing loads whole)."""
+    """Lazy, checked read access to a finished recording, safetensors or compact (flannel.compact): the same
+    tensors, bytes and metadata from either."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         if not self.path.is_file():
             raise RecordingError(f"{self.path}: recording not found")
-        expected_size = _declared_size(self.path)
-        actual_size = self.path.stat().st_size
-        if actual_size != expected_size:
-            raise RecordingError(f"{self.path}: truncated or padded recording ({actual_size} bytes, header declares {expected_size})")
-        try:
-            self._file = safe_open(str(self.path), framework="pt")
-        except Exception as error:
-            raise RecordingError(f"{self.path}: not a readable safetensors file ({' '.join(str(error).split())[:120]})") from None
-        self._read_since_map = 0
-        self.metadata = self._file.metadata() or {}
-        self.keys = set(self._file.keys())
-        if self.metadata.get("format") == FORMAT and self.metadata.get("complete") != "true":
-            raise RecordingError(f"{self.path}: incomplete recording (training did not finish)")
+        self._source = CompactSource(self.path) if is_compact(self.path) else SafetensorsSource(self.path)
+        self.metadata, self.keys = self._source.metadata, self._source.keys
 
     @property
     def tied(self) -> bool:
@@ -275,33 +269,26 @@ class Recording:
 
     @property
     def n_records(self) -> int:
-        return self._file.get_slice("recorded_steps").get_shape()[0]
+        return self.shape("recorded_steps")[0]
 
     def steps(self) -> list[int]:
         return self.tensor("recorded_steps").tolist()
 
     def tensor(self, name: str) -> torch.Tensor:
         self._require(name)
-        return self._file.get_tensor(name)
+        return self._source.tensor(name)
 
     def scalar(self, name: str):
         return self.tensor(name).item()
 
     def record(self, name: str, index: int) -> torch.Tensor:
-        """Record `index` of a [T, ...] tensor, read alone. safetensors serves slices from a memory map, and
-        every page read stays in the RSS while the map lives (two 2.4 GB files compared ended at 5 GB), so the
-        map is renewed after every REMAP_BYTES read; the "pread" backend avoids the map but rereads the whole
-        tensor per slice (50x slower)."""
+        """Record `index` of a [T, ...] tensor, read alone."""
         self._require(name)
-        tensor = self._file.get_slice(name)[index]
-        self._read_since_map += tensor.numel() * tensor.element_size()
-        if self._read_since_map >= REMAP_BYTES:
-            self._file, self._read_since_map = safe_open(str(self.path), framework="pt"), 0
-        return tensor
+        return self._source.record(name, index)
 
     def shape(self, name: str) -> list[int]:
         self._require(name)
-        return self._file.get_slice(name).get_shape()
+        return self._source.shape(name)
 
     def matrix(self, quantity: str, side: str = "W") -> str:
         """The key of a recorded matrix: tied files hold one (E is W), untied ones an _E and a _W."""
@@ -333,17 +320,52 @@ def _article(tied: bool) -> str:
     return "a tied" if tied else "an untied"
 
 
-def _declared_size(path: Path) -> int:
+def _header_length(path: Path) -> int:
     with open(path, "rb") as handle:
         head = handle.read(8)
-        if len(head) < 8:
-            raise RecordingError(f"{path}: truncated recording (no safetensors header)")
-        (header_size,) = struct.unpack("<Q", head)
-        if header_size > 100_000_000:
-            raise RecordingError(f"{path}: corrupted recording (header length {header_size})")
+    if len(head) < 8:
+        raise RecordingError(f"{path}: truncated recording (no safetensors header)")
+    (header_size,) = struct.unpack("<Q", head)
+    if header_size > 100_000_000:
+        raise RecordingError(f"{path}: corrupted recording (header length {header_size})")
+    return header_size
+
+
+def _header(path: Path) -> dict:
+    """A safetensors file's header JSON, in its order."""
+    header_size = _header_length(path)
+    with open(path, "rb") as handle:
+        handle.seek(8)
         try:
-            header = json.loads(handle.read(header_size))
+            return json.loads(handle.read(header_size))
         except (ValueError, UnicodeDecodeError):
             raise RecordingError(f"{path}: corrupted recording (header is not JSON)") from None
-    ends = [entry["data_offsets"][1] for name, entry in header.items() if name != "__metadata__"]
-    return 8 + header_size + max(ends, default=0)
+
+
+def convert_recording(source: str | Path, out: str | Path) -> None:
+    """Write a recording in the format `out`'s suffix names (.zarr.zip: compact; else safetensors), streamed
+    record by record: the file the recorder writes in that format for the same run, byte for byte."""
+    recording = Recording(source)
+    metadata = dict(recording.metadata)
+    final = {"complete": "true", "state_sha256_final": metadata["state_sha256_final"]}
+    # The header as the recorder first wrote it (placeholders decide a safetensors header's reserved length).
+    metadata.update(format=FORMAT, complete="false", state_sha256_final="0" * 64)
+    metadata.pop("tensor_sha256", None)
+    time_indexed = {name for name in recording.keys if name in ("losses", "grad_norms", "recorded_steps")
+                    or len(recording.shape(name)) >= 2}
+    specs = {name: ((recording.record(name, 0) if name in time_indexed else recording.tensor(name)).dtype,
+                    tuple(recording.shape(name))) for name in recording.keys}
+    if is_compact(out):
+        writer = CompactWriter(out, specs, metadata, recording.config["training"],
+                               recording.config["recording"]["record_every"])
+    else:
+        writer = StreamingSafetensors(out, specs, metadata)
+    try:
+        for name in sorted(recording.keys - time_indexed):
+            writer.write(name, recording.tensor(name))
+        for index in range(recording.n_records):
+            writer.write_record(index, {name: recording.record(name, index) for name in sorted(time_indexed)})
+        writer.finish(final)
+    except BaseException:
+        writer.abort()
+        raise

@@ -11,7 +11,9 @@ from flannel.config import ConfigError
 def test_defaults_fill_every_section():
     config = flannel_config.defaults()
     assert set(config) == {"data", "model", "runs", "training", "recording", "experiments", "sanity", "figures",
-                           "analysis"}
+                           "film", "explorer", "analysis"}
+    assert config["film"] == {"max_frames": 200, "fps": 10, "size": [1280, 640], "dpi": 100, "live_sample": 500}
+    assert config["explorer"] == {"max_points": 200} and config["figures"]["basis"] == "last_step"
     assert config["training"]["objective"] == "next_token"
     assert config["recording"]["record_every"] == 1
     assert config["analysis"] == {"early_l2": None, "mid_linf": 1.0, "speed_window": 5, "freeze_fraction": 0.9}

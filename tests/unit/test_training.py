@@ -190,13 +190,13 @@ def test_background_writes_give_the_bytes_of_writing_in_line(tmp_path):
 
 
 def test_an_error_on_the_writer_thread_reaches_the_training_thread():
-    from flannel.recording import BackgroundWriter
+    from flannel.background import BackgroundWriter
 
     def full_disk(name, host, offset):
         raise RecordingError("run.safetensors.partial: cannot write the recording (No space left on device)")
 
     writer = BackgroundWriter(full_disk, depth=2)
-    writer.put("losses", torch.zeros(4), None, 0)
+    writer.put(("losses", torch.zeros(4), 0), [None])
     with pytest.raises(RecordingError, match="No space left on device"):
         writer.close()
 

@@ -139,7 +139,7 @@ def test_changing_one_experiments_learning_rate_reruns_that_experiment_only(swee
     jobs = job_counts(result.stdout)
     per_run = {"train": 1, "analyse_run": 1, "adam_accounting": 1, "lattice": 1, "epochs": 1}
     per_experiment = {"replica": 1, "sanity_check": 1, "sanity_verdict": 1, "figures": 1, "report_tables": 1,
-                      "epochs_table": 1}
+                      "epochs_table": 1, "film": 1, "explorer": 1}  # the film and explorer of its reference run
     assert jobs == {**per_run, **per_experiment, "experiments_summary": 1, "all": 1}, jobs
     outputs = {folder for line in result.stdout.splitlines() if line.strip().startswith("output:")
                for folder in re.findall(r"results/([^/\s,]+)/", line)}

@@ -70,8 +70,9 @@ def test_report_has_every_figure_and_the_sanity_report(workflow_run, tmp_path):
     for name in FIGURE_NAMES:
         assert f"{name}.png" in html, name
     assert "report.md" in html
+    assert html.count("seed42.html") >= 4  # the reference runs' film pages and token explorers, tied and untied
     for category in ("Dead-cloud geometry", "Freeze and optimisation", "Tied vs untied",
-                     "Under-trained-token indicators", "Sanity checks"):
+                     "Under-trained-token indicators", "Sanity checks", "Films", "Token explorer"):
         assert category in html, category
     assert "Land &amp; Bartolo" in html  # a caption, rendered
 

@@ -17,9 +17,10 @@ COMMANDS = [line.split("  #")[0].strip() for readme in READMES for block in re.f
 
 
 @pytest.fixture(scope="module")
-def finished(workflow_run, tmp_path_factory):
+def finished(workflow_run_compact, tmp_path_factory):
+    """The README's commands are for the default container, compact."""
     copy = tmp_path_factory.mktemp("readme") / "wf"
-    shutil.copytree(workflow_run, copy, symlinks=True, ignore=shutil.ignore_patterns("locks", "incomplete"))
+    shutil.copytree(workflow_run_compact, copy, symlinks=True, ignore=shutil.ignore_patterns("locks", "incomplete"))
     return copy
 
 
@@ -36,8 +37,9 @@ def test_the_readme_shows_the_commands_tested_here():
 
 
 EXPECTED = {
-    "snakemake --cores 1 results/main/runs/untied/seed42.safetensors": "nothing to do",
-    "snakemake --cores 1 results/main/runs/tied/seed43.safetensors --forcerun train": {"train": 1},
+    "snakemake --cores 1 results/main/runs/untied/seed42.zarr.zip": "nothing to do",
+    "snakemake --cores 1 results/main/runs/tied/seed43.zarr.zip --forcerun train": {"train": 1},
+    "snakemake --cores 1 results/main/export/untied/seed42.safetensors": {"export_safetensors": 1},
     "snakemake -n": "nothing to do",
     "snakemake --cores 2 --config training='{steps: 100}' runs='{tied: [42, 43], untied: [42], reference_seed: 42}'":
         "retrains",

@@ -1,7 +1,8 @@
 """Adam accounting: every recorded step replayed from the recording alone with torch's single-tensor AdamW
 arithmetic, in the parameter dtype, and the updates that bf16 rounding lost.
 
-The replay of optimizer step t (torch.optim.AdamW, foreach=False, the training loop's optimizer):
+The replay of optimizer step t (torch.optim.AdamW, foreach=False, the training loop's optimizer; the moments
+by flannel.moments, which computes them as torch's FMA kernels do, in numpy, so on any CPU):
   g   = grad_t x clip                     clip = min(max_norm / (|g|_pre-clip + 1e-6), 1), in the grads' dtype
   m_t = m_(t-1).lerp(g, 1 - beta1)
   v_t = v_(t-1).mul(beta2).addcmul(g, g, value=1 - beta2)
@@ -41,33 +42,25 @@ import torch
 
 from ..recording import Recording
 from ..kernels import ieee_sqrt
+from ..moments import MomentRule, clip_factor
 from ..training.model import DTYPES
 from .rows import dead_rows, group_masks, scheduled_lr, sides
 
 QUANTITIES = ("momentum", "variance", "weights")  # the order within a step in which a replay can fail
-CLIP_EPS = 1e-6  # torch.nn.utils.clip_grad_norm_'s
 
 
 # ---- torch's arithmetic ------------------------------------------------------------------------------------
 
 
-def clip_factor(grad_norm: float, max_norm: float | None, dtype: torch.dtype) -> torch.Tensor | None:
-    """clip_grad_norm_'s factor min(max_norm / (norm + 1e-6), 1) as it computes it: a 0-dim tensor of the
-    grads' dtype (the norm is exact in `dtype`; the recording stores it as float32). None: no clipping."""
-    if max_norm is None:
-        return None
-    norm = torch.tensor(grad_norm, dtype=torch.float32).to(dtype)
-    return torch.clamp(float(max_norm) / (norm + CLIP_EPS), max=1.0)
-
-
 def replay_moments(m_prev: torch.Tensor, v_prev: torch.Tensor, grad: torch.Tensor, *, beta1: float, beta2: float,
                    clip: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """m_t and v_t from the previous moments and the pre-clip grad: clipped in the grad's (the weights') dtype,
-    then in the moments' dtype."""
-    g = (grad if clip is None else grad.mul(clip)).to(m_prev.dtype)
-    m = m_prev.clone().lerp_(g, 1 - beta1)
-    v = v_prev.clone().mul_(beta2).addcmul_(g, g, value=1 - beta2)
-    return m, v
+    then in the moments' dtype, by flannel.moments (torch's arithmetic, bit for bit on any CPU)."""
+    rule = MomentRule(beta1, beta2, None, m_prev.dtype == torch.bfloat16, grad.dtype == torch.bfloat16)
+    g = (grad if clip is None else grad.mul(clip)).float().numpy()
+    m = rule.momentum(m_prev.float().numpy(), g)
+    v = rule.variance(v_prev.float().numpy(), g)
+    return torch.from_numpy(m).to(m_prev.dtype), torch.from_numpy(v).to(v_prev.dtype)
 
 
 def replay_weights(w_prev: torch.Tensor, m: torch.Tensor, v: torch.Tensor, *, lr: float, step: int, beta1: float,

@@ -41,6 +41,7 @@ FIGURES = {
                                      needs="pair"),
     "o_sweep_distance": Figure("Run-to-run distances", "pairwise distances between the sweep's runs",
                                needs="sweep"),
+    "p_sky_map": Figure("Dead-cloud geometry", "sky maps of W (Mollweide), dead centroid's path"),
 }
 
 # Drawn once from the summary across experiments (flannel.report.experiments), into results/experiments/figures/.

@@ -7,7 +7,9 @@ from __future__ import annotations
 from .plots_cloud import a_dead_cloud, e_displacements, g_pca, k_radial, m_epochs
 from .plots_freeze import b_fraction_moved, c_loss, h_indicators, i_gradients, j_adam_accounting, l_lattice
 from .plots_pairs import d_e_minus_w, f_decomposition, n_tied_untied_distance, o_sweep_distance
+from .sky import p_sky_map
 
 DRAW = {function.__name__: function for function in (
     a_dead_cloud, b_fraction_moved, c_loss, d_e_minus_w, e_displacements, f_decomposition, g_pca, h_indicators,
-    i_gradients, j_adam_accounting, k_radial, l_lattice, m_epochs, n_tied_untied_distance, o_sweep_distance)}
+    i_gradients, j_adam_accounting, k_radial, l_lattice, m_epochs, n_tied_untied_distance, o_sweep_distance,
+    p_sky_map)}

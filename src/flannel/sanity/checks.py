@@ -318,7 +318,9 @@ def check_manifest(paths, root=".") -> dict:
     rows = []
     for path in paths:
         whole, found, named = tensor_digests(path)
-        corrupt = sorted(name for name in named if found.get(name) != named[name])
+        # A compact file's damaged chunk cannot be decoded: its entry is the reason, naming the record.
+        corrupt = sorted(name if len(found.get(name) or "") == 64 else f"{name} ({found.get(name)})"
+                         for name in named if found.get(name) != named[name])
         rows.append({"path": display(path, root), "bytes": Path(path).stat().st_size, "sha256": whole,
                      "tensors": "no digests in its header" if not named else
                      f"CORRUPT: {', '.join(corrupt)}" if corrupt else f"{len(named)} verified"})

@@ -236,6 +236,7 @@ def open_recorder(config: dict, run: Run, masks: dict, device: torch.device, out
             "device": device.type, "versions": json.dumps(versions(), sort_keys=True), **provenance(training, device),
             "token_ids_sha256": token_ids_sha256, "state_sha256_initial": initial_digest,
         },
+        training=training, record_every=recording["record_every"],
     )
 
 

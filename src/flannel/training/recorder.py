@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import RecordingError
+from ..compact import CompactWriter, is_compact
 from ..recording import FORMAT, StreamingSafetensors, matrix_keys
 
 
@@ -17,7 +18,10 @@ class RunRecorder:
     computed in the grads' dtype, bf16 or fp32), from which a replay gets the clipping factor."""
 
     def __init__(self, path, *, tied: bool, rows: torch.Tensor, vocab_size: int, n_embd: int, n_records: int,
-                 quantities, dtype: torch.dtype, scalars: dict[str, torch.Tensor], metadata: dict[str, str]):
+                 quantities, dtype: torch.dtype, scalars: dict[str, torch.Tensor], metadata: dict[str, str],
+                 training: dict | None = None, record_every: int = 1):
+        """A path ending in .zarr.zip writes a compact recording (flannel.compact), whose moments are derived
+        where `training` (the run's training config) and every-step records allow; any other, safetensors."""
         self.tied, self.rows, self.dtype = tied, rows, dtype
         self.all_rows = rows.numel() == vocab_size and bool(torch.equal(rows, torch.arange(vocab_size)))
         self.keys = matrix_keys(tied, quantities)
@@ -32,7 +36,10 @@ class RunRecorder:
         for name, value in scalars.items():
             specs[name] = (value.dtype, tuple(value.shape))
         metadata = {**metadata, "format": FORMAT, "complete": "false", "state_sha256_final": "0" * 64}
-        self.file = StreamingSafetensors(path, specs, metadata, background=True)
+        if is_compact(path):
+            self.file = CompactWriter(path, specs, metadata, training, record_every, background=True)
+        else:
+            self.file = StreamingSafetensors(path, specs, metadata, background=True)
         for name, value in scalars.items():
             self.file.write(name, value)
         self.file.write("recorded_rows", rows)
@@ -55,6 +62,7 @@ class RunRecorder:
         """`params` maps "E"/"W" to the embedding and unembedding (one entry, "W", when tied); `grad_norm` is
         the step's global gradient norm over every parameter before clipping (NaN at record 0); `state_of`
         maps a parameter to the tensor the optimizer steps for it, where that is not the parameter itself."""
+        record = {}
         for side, param in params.items():
             state = optimizer.state.get((state_of or {}).get(param, param), {})
             values = {
@@ -66,12 +74,13 @@ class RunRecorder:
             for quantity, value in values.items():
                 key = quantity if self.tied else f"{quantity}_{side}"
                 if key in self.keys:
-                    self.file.write(key, value(), self.index)
+                    record[key] = value()
         if self.with_logits:
-            self.file.write("logits", logits_row if logits_row is not None else torch.zeros(self.file.specs["logits"][1][1]), self.index)
-        self.file.write("losses", torch.tensor(loss, dtype=torch.float32), self.index)
-        self.file.write("grad_norms", torch.tensor(grad_norm, dtype=torch.float32), self.index)
-        self.file.write("recorded_steps", torch.tensor(step, dtype=torch.int64), self.index)
+            record["logits"] = logits_row if logits_row is not None else torch.zeros(self.file.specs["logits"][1][1])
+        record["losses"] = torch.tensor(loss, dtype=torch.float32)
+        record["grad_norms"] = torch.tensor(grad_norm, dtype=torch.float32)
+        record["recorded_steps"] = torch.tensor(step, dtype=torch.int64)
+        self.file.write_record(self.index, record)
         self.index += 1
 
     def finish(self, final_digest: str) -> None:
