@@ -33,5 +33,7 @@ def train_runtime_min(wildcards):
 
 
 def replica_runtime_min(wildcards):
-    """Two trainings back to back: the warm-up seed, then the replica."""
-    return 2 * train_runtime_min(wildcards)
+    """The warm-up's two recording intervals (flannel.training.loop.warmup_config), then the replica's training."""
+    experiment = EXPERIMENTS[wildcards.experiment]
+    warmup = min(experiment["training"]["steps"], 2 * experiment["recording"]["record_every"])
+    return train_runtime_min(wildcards) + int(warmup / 0.5 / 60)

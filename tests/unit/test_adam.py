@@ -219,13 +219,17 @@ def test_check_9_fails_the_verdict_on_a_corrupted_moment(tiny_data, tiny_runs, t
         report.enforce(made, True)
 
 
-@pytest.mark.parametrize("overrides", [{"compute_dtype": "bfloat16"}, {"max_grad_norm": 0.05}],
-                         ids=["faithful-path", "clipped"])
+@pytest.mark.parametrize("overrides", [
+    {"compute_dtype": "bfloat16"}, {"max_grad_norm": 0.05},
+    # config/long.yaml's Thimble 8/9: weight decay on every parameter, bf16 throughout, constant LR, no clipping
+    {"compute_dtype": "bfloat16", "weight_decay": 0.1, "lr_schedule": "constant", "max_grad_norm": None,
+     "windows": "disjoint"},
+], ids=["faithful-path", "clipped", "box_4-decayed"])
 def test_replay_closes_on_the_faithful_path_and_under_clipping(tiny_data, tmp_path, overrides):
     path = train_tiny(tiny_data, tmp_path, "untied", 42, tiny_config(training=overrides))
     table = adam.adam_accounting(path)
     assert (table.filter(like="_bitwise").iloc[1:] == 1.0).all().all()
-    if "max_grad_norm" in overrides:
+    if overrides.get("max_grad_norm"):
         assert (table["clip"].iloc[1:] < 1).all()
     assert (Recording(path).tensor("grad_norms")[1:] > 0).all()
 

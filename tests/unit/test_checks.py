@@ -16,7 +16,8 @@ from flannel.config import sanity_settings
 from flannel.errors import ConfigError, ReproducibilityError, SanityError
 from flannel.recording import Recording
 from flannel.sanity import checks, render, report, series
-from flannel.training.loop import Run, train_replica
+from flannel.training import loop
+from flannel.training.loop import Run, train_replica, window_batches
 
 # ---------------------------------------------------------------------------------------------------------
 # helpers
@@ -67,6 +68,35 @@ def test_a_replica_with_another_data_seed_fails_naming_the_first_tensor_and_step
         report.enforce(made, True)
     # Not enforced: a verdict line instead of an error.
     assert report.enforce(made, False).startswith("reproducibility FAILED (not enforced")
+
+
+def test_the_warm_up_is_two_recording_intervals_with_recording(tiny_data, tmp_path, caplog):
+    config = tiny_config(training={"steps": 20}, recording={"record_every": 5})
+    assert loop.warmup_config(config)["training"]["steps"] == 10 and config["training"]["steps"] == 20
+    assert loop.warmup_config(tiny_config(training={"steps": 1}))["training"]["steps"] == 1
+    with caplog.at_level("INFO", logger="flannel.training.loop"):
+        train_replica(config, Run("tied", 42), tiny_data["ids"], tiny_data["masks"], tmp_path / "r.safetensors",
+                      warmup_seed=43)
+    assert "tied seed 43: step 10/10" in caplog.text and "tied seed 42: step 20/20" in caplog.text
+
+
+def test_state_a_short_warm_up_leaves_behind_still_fails_the_replica(tiny_data, tiny_runs, tmp_path, monkeypatch):
+    """A planted leak: the batch order seeded by whichever run comes first in a process, as a cache of the
+    sampler would do. Alone in its process (the reference's job) a run is unaffected; after the replica's
+    few-step warm-up it trains on seed 43's batches, and check 7 fails naming the first differing tensor."""
+    first_seed = {}
+
+    def cached_sampler(n_tokens, seq_len, batch_size, seed, windows="every_offset"):
+        return window_batches(n_tokens, seq_len, batch_size, first_seed.setdefault("seed", seed), windows)
+
+    monkeypatch.setattr(loop, "window_batches", cached_sampler)
+    out = tmp_path / "tied" / "seed42.safetensors"
+    train_replica(tiny_data["config"], Run("tied", 42), tiny_data["ids"], tiny_data["masks"], out, warmup_seed=43)
+    made = report_for(tiny_data, tiny_runs, {("tied", 42): out})
+    assert made["checks"]["initial_state"]["passed"] is True  # the leak reaches the batches, not the init
+    assert made["checks"]["replica"]["passed"] is False and not made["reproducibility"]["passed"]
+    with pytest.raises(ReproducibilityError, match=r"first differ in tensor 'logits' at step 1\b"):
+        report.enforce(made, True)
 
 
 @pytest.mark.parametrize("key, record", [("embeddings", 5), ("variance", 20), ("grads", 1)])

@@ -128,6 +128,9 @@ def test_bad_corpora(tmp_path, tiny_data):
         tokens.tokenize(tmp_path / "latin1.txt", tokenizer, 400)
     with pytest.raises(DataError, match="fewer than training.batch_size = 8"):
         tokens.check_windows(39, batch_size=8, seq_len=32, source="short.txt")
+    tokens.check_windows(39, batch_size=8, seq_len=4, source="short.txt")  # 35 windows at every offset
+    with pytest.raises(DataError, match="short.txt: 39 tokens give 7 disjoint windows of seq_len . 1 = 5 tokens"):
+        tokens.check_windows(39, batch_size=8, seq_len=4, source="short.txt", windows="disjoint")
 
 
 def test_too_small_vocabulary_and_unreachable_vocabulary(tiny_data):

@@ -29,6 +29,19 @@ def test_bf16_ulp_of_known_values():
         assert up.double() - v.double() == lattice.bf16_ulp(v).item() and up >= nxt
 
 
+def test_every_bf16_value_has_the_ulp_and_lattice_verdict_of_the_float64_arithmetic():
+    """The bf16 shortcuts (ulp by exponent bits; on_lattice always true) against the general arithmetic on all
+    65,536 bf16 bit patterns: zeros, subnormals, both binade edges, infinities and NaNs."""
+    every = torch.arange(-(2**15), 2**15, dtype=torch.int32).to(torch.int16).view(torch.bfloat16)
+    by_bits, by_frexp = lattice.bf16_ulp(every), lattice.bf16_ulp(every.to(torch.float32))
+    assert torch.equal(by_bits.isnan(), by_frexp.isnan()) and int(by_bits.isnan().sum()) == 2 * 2**7  # exponent 255: infinities and NaNs
+    assert torch.equal(by_bits[~by_bits.isnan()], by_frexp[~by_frexp.isnan()])
+    shuffled = every[torch.randperm(every.numel(), generator=torch.Generator().manual_seed(0))]
+    for before in (shuffled, every.roll(1), torch.zeros_like(every)):
+        assert lattice.on_lattice(every, before) is True
+        assert lattice.on_lattice(every.to(torch.float32), before.to(torch.float32)) is True
+
+
 @pytest.mark.parametrize("k", [1, 3, -2, 17])
 def test_a_row_moved_by_exactly_k_ulps(k):
     before = torch.tensor([[0.02, -0.3, 1.0, 0.0]], dtype=BF16)

@@ -221,6 +221,19 @@ def test_a_run_is_its_resolved_seeds_whatever_its_own_seed(tiny_data, tmp_path):
     assert Recording(named).metadata["init_seed"] == Recording(named).metadata["data_seed"] == "42"
 
 
+def test_disjoint_windows_cut_the_corpus_into_consecutive_chunks_once_per_epoch():
+    # 100 tokens, windows of 10: chunks at 0, 10, ..., 90; batches of 3 take 9 of them per epoch.
+    batches = window_batches(100, 9, 3, seed=5, windows="disjoint")
+    epoch = torch.cat([next(batches) for _ in range(3)]).tolist()
+    assert len(set(epoch)) == 9 and set(epoch) < set(range(0, 100, 10))
+    order = torch.randperm(10, generator=torch.Generator().manual_seed(5)) * 10
+    assert epoch == order[:9].tolist()  # the last partial batch dropped; then a new permutation
+    assert next(batches).tolist() != order[9:].tolist() + epoch[:2]
+    # every_offset, the default, is the plain permutation of all 91 offsets.
+    offsets = window_batches(100, 9, 3, seed=5)
+    assert next(offsets).tolist() == torch.randperm(91, generator=torch.Generator().manual_seed(5))[:3].tolist()
+
+
 @pytest.mark.parametrize("fixed, varied", [("init_seed", "data_seed"), ("data_seed", "init_seed")])
 def test_one_seed_fixed_the_other_varied(tiny_data, tmp_path, fixed, varied):
     runs = [Recording(train_tiny(tiny_data, tmp_path / str(seed), "tied", seed, tiny_config(training={fixed: 7})))

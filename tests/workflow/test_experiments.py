@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from helpers import copy_repo, job_counts, payload_sha256, snakemake, tiny_config
+from helpers import ROOT, copy_repo, job_counts, payload_sha256, snakemake, tiny_config
 
 from flannel import config as flannel_config
 from flannel.errors import ConfigError
@@ -145,3 +145,80 @@ def test_changing_one_experiments_learning_rate_reruns_that_experiment_only(swee
     outputs = {folder for line in result.stdout.splitlines() if line.strip().startswith("output:")
                for folder in re.findall(r"results/([^/\s,]+)/", line)}
     assert outputs == {"init_0.01", "experiments"}, outputs
+
+
+# ---- config/long.yaml: the series' long runs, and their tiny scale ---------------------------------------------
+
+LONG = {"thimble_7": 12, "thimble_8": 8, "thimble_9": 20, "crucible_1": 10, "marble_1": 10}  # name -> tiny steps
+# What config/long_test.yaml may change: sizes only.
+SIZES = {"data": {"corpus", "tokenizer", "demo_words", "demo_extra_words"},
+         "model": {"vocab_size", "n_positions", "n_embd", "n_layer", "n_head"},
+         "training": {"batch_size", "seq_len", "steps", "log_every"}}
+
+
+def long_configs(*files: str) -> dict:
+    """The experiments' resolved configs of config files merged as Snakemake merges --configfile FILES."""
+    from snakemake.utils import update_config
+
+    merged = {}
+    for name in files:
+        update_config(merged, yaml.safe_load((ROOT / "config" / name).read_text()))
+    config = flannel_config.validate(merged)
+    return {name: flannel_config.experiment_config(config, name) for name in flannel_config.experiment_names(config)}
+
+
+def test_long_test_yaml_changes_only_the_sizes_of_long_yaml():
+    full, tiny = long_configs("long.yaml"), long_configs("long.yaml", "long_test.yaml")
+    assert list(full) == list(tiny) == list(LONG)
+    for name in LONG:
+        for section in ("data", "model", "training", "recording", "runs"):
+            changed = {key for key in full[name][section] if full[name][section][key] != tiny[name][section][key]}
+            assert changed <= SIZES.get(section, set()), (name, section, changed)
+        assert tiny[name]["training"]["steps"] == LONG[name]
+    settings = {name: (c["training"]["learning_rate"], c["training"]["weight_decay"], c["training"]["steps"])
+                for name, c in full.items()}
+    assert settings == {"thimble_7": (1e-3, 0.0, 6000), "thimble_8": (3e-4, 0.1, 4000), "thimble_9": (3e-4, 0.1, 10000),
+                        "crucible_1": (1e-3, 0.0, 5000), "marble_1": (3e-4, 0.01, 5000)}
+
+
+def long_recording(workdir, name: str) -> Recording:
+    """An experiment's seed-42 run file, in whichever container the config chose."""
+    [path] = [p for p in (workdir / f"results/{name}/runs/tied").iterdir() if p.name in ("seed42.safetensors", "seed42.zarr.zip")]
+    return Recording(path)
+
+
+@pytest.fixture(scope="module")
+def long_run(tmp_path_factory):
+    """config/long.yaml at its tiny scale: each experiment's run, replica, sanity verdict and per-run tables."""
+    workdir = copy_repo(tmp_path_factory.mktemp("long"))
+    targets = [f"results/{name}/{path}" for name in LONG for path in (
+        "sanity/verdict.txt", "analysis/tied/seed42.tsv", "analysis/lattice/tied/seed42.tsv",
+        "analysis/epochs/tied/seed42.tsv")]
+    snakemake(workdir, *targets, "--cores", "2", "--configfile", "config/long.yaml", "config/long_test.yaml",
+              timeout=1800)
+    return workdir
+
+
+@pytest.mark.slow
+def test_every_long_run_passes_its_sanity_checks_and_replays_bitwise(long_run):
+    for name, steps in LONG.items():
+        report = json.loads((long_run / "results" / name / "sanity" / "report.json").read_text())
+        assert report["passed"], (name, report["reproducibility"]["failures"])
+        [replay] = report["checks"]["adam_replay"]["rows"]
+        assert replay["replayed_steps"] == steps and replay["first_failure"] is None, (name, replay)
+        run = long_recording(long_run, name)
+        training = json.loads(run.metadata["config"])["training"]
+        assert (training["windows"], training["objective"]) == (
+            ("every_offset", "skip_one") if name == "thimble_7" else ("disjoint", "next_token"))
+        assert (training["lr_schedule"], training["max_grad_norm"], training["compute_dtype"]) == ("constant", None, "bfloat16")
+
+
+@pytest.mark.slow
+def test_thimble_9_begins_as_thimble_8(long_run):
+    """A constant LR: the longer run's first records are the shorter run's, bit for bit (the series' check)."""
+    eight, nine = (long_recording(long_run, name) for name in ("thimble_8", "thimble_9"))
+    assert nine.n_records > eight.n_records
+    for key in ("embeddings", "grads", "momentum", "variance"):
+        for index in range(eight.n_records):
+            assert torch.equal(eight.record(key, index), nine.record(key, index)), (key, index)
+    assert torch.equal(eight.tensor("losses")[1:], nine.tensor("losses")[1 : eight.n_records])  # record 0: NaN

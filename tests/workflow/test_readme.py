@@ -49,6 +49,8 @@ EXPECTED = {
         "notebook scale",
     "snakemake --cores 2 --configfile config/sweeps.yaml": "sweeps",
     "snakemake --cores 2 --configfile config/test.yaml config/sweeps.yaml": "sweeps",
+    "snakemake --cores 2 --configfile config/long.yaml": "long runs",
+    "snakemake --cores 2 --configfile config/long.yaml config/long_test.yaml": "long runs",
 }
 
 
@@ -68,6 +70,8 @@ def test_each_readme_command_does_what_it_says(finished, command):
         assert jobs["train"] == 3 and jobs["replica"] == 2, jobs
     elif expected == "sweeps":  # seven experiments: eleven runs, a replica each, one summary
         assert jobs["train"] == 11 and jobs["replica"] == 7 and jobs["experiments_summary"] == 1, jobs
+    elif expected == "long runs":  # Thimble 7, 8, 9, Crucible 1, Marble 1: one tied run and its replica each
+        assert jobs["train"] == 5 and jobs["replica"] == 5 and jobs["experiments_summary"] == 1, jobs
     elif expected == "notebook scale":
         assert jobs["train"] == 11 and "train_tokenizer" not in jobs, jobs  # Flannel 3's ten seeds and Flannel 2
     else:

@@ -83,17 +83,20 @@ def exact_update(m: torch.Tensor, v: torch.Tensor, *, lr: float, step: int, beta
     return -lr / (1 - beta1**step) * m64 / ((v64 / (1 - beta2**step)).sqrt() + eps)
 
 
+# Integer views of a dtype's bits: equal views, identical bits.
+BITS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
 def bitwise_fraction(a: torch.Tensor, b: torch.Tensor) -> float:
     """Fraction of elements with identical bits (same dtype; NaN equals NaN, +0 differs from -0)."""
-    width = a.element_size()
-    same = (a.contiguous().view(torch.uint8).reshape(-1, width) == b.contiguous().view(torch.uint8).reshape(-1, width)).all(dim=1)
-    return same.double().mean().item() if same.numel() else math.nan
+    bits = BITS[a.element_size()]
+    return _share(int(torch.count_nonzero(a.contiguous().view(bits) == b.contiguous().view(bits))), a.numel())
 
 
-def _fraction(mask: torch.Tensor, among: torch.Tensor | None = None) -> float:
-    if among is not None:
-        mask = mask[among]
-    return mask.double().mean().item() if mask.numel() else math.nan
+def _share(count: int, total: int) -> float:
+    """count / total, NaN of nothing: the mean of 0/1 indicators to the bit (the count is exact), done in
+    integers rather than by averaging a float64 copy."""
+    return count / total if total else math.nan
 
 
 # ---- one recording ------------------------------------------------------------------------------------------
@@ -179,15 +182,19 @@ def _lost(side: str, now: dict, before: dict | None, dead: torch.Tensor, *, lr: 
         still = now["weights"] == before["weights"]
         v_prev = before["variance"]
         positive = v_prev > 0
-        stuck = v_prev.mul(beta2) == v_prev
-        decreased = now["variance"] < v_prev
+        # Per row, how many elements count: summed over a group's rows, the exact counts of its elements.
+        per_row = {name: torch.count_nonzero(mask, dim=1) for name, mask in (
+            ("update", update), ("lost", update & still), ("positive", positive),
+            ("stuck", (v_prev.mul(beta2) == v_prev) & positive), ("decreased", (now["variance"] < v_prev) & positive))}
     for group, mask in group_masks(dead):
         if not have:
             values = dict.fromkeys(("update_nonzero", "lost_update", "v_cannot_decrease", "v_decreased"), math.nan)
         else:
-            values = {"update_nonzero": _fraction(update[mask]), "lost_update": _fraction((update & still)[mask]),
-                      "v_cannot_decrease": _fraction(stuck[mask], positive[mask]),
-                      "v_decreased": _fraction(decreased[mask], positive[mask])}
+            count = {name: int(rows[mask].sum()) for name, rows in per_row.items()}
+            elements = int(mask.sum()) * update.shape[1]
+            values = {"update_nonzero": _share(count["update"], elements), "lost_update": _share(count["lost"], elements),
+                      "v_cannot_decrease": _share(count["stuck"], count["positive"]),
+                      "v_decreased": _share(count["decreased"], count["positive"])}
         columns.update({f"{side}_{group}_{name}": value for name, value in values.items()})
     return columns
 

@@ -37,9 +37,24 @@ MIN_NORMAL = 2.0**-126
 PHASES = ("early", "mid", "late", "frozen")
 
 
+def _ulp_of_exponent() -> torch.Tensor:
+    """bf16_ulp by the 8-bit exponent field E of a bf16 number: 2^(E - 134) (E = 0, zero and subnormals: the
+    subnormal spacing 2^-133, as E = 1), NaN for E = 255 (infinities and NaN)."""
+    table = torch.ldexp(torch.ones(256, dtype=torch.float64), torch.arange(256) - 134)
+    table[0], table[255] = SUBNORMAL_ULP, math.nan
+    return table
+
+
+ULP_OF_EXPONENT = _ulp_of_exponent()
+
+
 def bf16_ulp(x: torch.Tensor) -> torch.Tensor:
     """The spacing of the bf16 lattice in the binade of each |x| (float64): 2^(floor(log2|x|) - 7), and the
-    subnormal spacing 2^-133 for |x| < 2^-126 (zero included). NaN for infinities and NaN."""
+    subnormal spacing 2^-133 for |x| < 2^-126 (zero included). NaN for infinities and NaN. A bf16 tensor is
+    looked up by its exponent bits (the same values, many times faster than frexp on float64)."""
+    if x.dtype == torch.bfloat16:
+        exponent = (x.detach().view(torch.int16).to(torch.int32) >> 7) & 0xFF
+        return ULP_OF_EXPONENT[exponent]
     x64 = x.detach().to(torch.float64)
     _, exponent = torch.frexp(x64)
     ulp = torch.ldexp(torch.ones_like(x64), exponent - 8)
@@ -61,6 +76,10 @@ def on_lattice(x: torch.Tensor, before: torch.Tensor) -> bool:
     """Whether every change is a whole number of hops of the finer of the two values' spacings: always so for
     bf16 weights (the count in ulps of the previous value is then an integer, a half-integer one binade down,
     a finer fraction only for a jump across several binades towards zero); not so for float32 weights."""
+    if x.dtype == before.dtype == torch.bfloat16:
+        # Both values are whole multiples of their own power-of-two spacing, so of the finer one: every count
+        # is a whole number (in float64 too: a difference it must round is at least 2^53 spacings, an integer).
+        return True
     x64, b64 = x.detach().to(torch.float64), before.detach().to(torch.float64)
     count = (x64 - b64) / torch.minimum(bf16_ulp(x64), bf16_ulp(b64))
     finite = torch.isfinite(count)
@@ -89,14 +108,18 @@ class PhaseTracker:
         return {"mid": mid, "late": late, "frozen": frozen}
 
 
-def phase_fractions(starts: dict[str, torch.Tensor], index: int, mask: torch.Tensor) -> dict[str, float]:
-    """Fractions of the masked rows in each phase at record `index`."""
-    if not mask.any():
-        return dict.fromkeys(PHASES, math.nan)
-    mid, late, frozen = (starts[name][mask] for name in ("mid", "late", "frozen"))
-    in_phase = {"early": index < mid, "mid": (mid <= index) & (index < late), "late": (late <= index) & (index < frozen),
-                "frozen": frozen <= index}
-    return {name: value.double().mean().item() for name, value in in_phase.items()}
+def phase_fractions(starts: dict[str, torch.Tensor], n_records: int, mask: torch.Tensor) -> dict[str, list[float]]:
+    """Per phase, the fraction of the masked rows in it at each record. The starts are monotone (mid <= late <=
+    frozen), so the rows in a phase at record i are those whose phase began by i less those whose next one did:
+    whole counts, divided once (the mean of the 0/1 indicators, to the bit)."""
+    n_rows = int(mask.sum())
+    if not n_rows:
+        return {name: [math.nan] * n_records for name in PHASES}
+    begun = {name: torch.bincount(starts[name][mask].clamp(max=n_records), minlength=n_records + 1)[:n_records].cumsum(0)
+             for name in ("mid", "late", "frozen")}
+    counts = {"early": n_rows - begun["mid"], "mid": begun["mid"] - begun["late"], "late": begun["late"] - begun["frozen"],
+              "frozen": begun["frozen"]}
+    return {name: [count / n_rows for count in value.tolist()] for name, value in counts.items()}
 
 
 def lattice_tables(path: str | Path, settings: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -131,10 +154,9 @@ def lattice_tables(path: str | Path, settings: dict | None = None) -> tuple[pd.D
     per_row = []
     for side, tracker in trackers.items():
         starts = tracker.starts()
-        for index in range(len(steps)):
-            for group, mask in group_masks(dead):
-                for phase, value in phase_fractions(starts, index, mask).items():
-                    table.loc[index, f"{side}_{group}_phase_{phase}"] = value if index > 0 else math.nan
+        for group, mask in group_masks(dead):
+            for phase, values in phase_fractions(starts, len(steps), mask).items():
+                table[f"{side}_{group}_phase_{phase}"] = [math.nan] + values[1:]
         step_of = lambda i: steps[i] if i < len(steps) else math.nan  # noqa: E731
         for position, token in enumerate(ids):
             per_row.append({"matrix": side, "token": token, "dead": bool(dead[position]),

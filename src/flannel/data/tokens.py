@@ -145,7 +145,7 @@ def token_stats(corpus_path: str | Path, ids: np.ndarray, batch_size: int, seq_l
     honest coverage is the fraction of distinct windows drawn."""
     text = read_corpus(corpus_path)
     n_bytes, n_tokens = len(text.encode("utf-8")), int(ids.size)
-    windows = max(0, n_tokens - seq_len)
+    windows = window_count(n_tokens, seq_len)
     tokens_per_step = batch_size * seq_len
     unk_share = round(float((ids == unk_id).mean()), 6) if unk_id is not None and n_tokens else 0.0
     return {
@@ -174,12 +174,21 @@ def unk_warning(corpus_path, unk_share: float, max_unk_share: float) -> str:
             "the tokenizer cannot encode much of this text (another tokenizer or tokenizer corpus?)")
 
 
-def check_windows(n_tokens: int, batch_size: int, seq_len: int, source: str) -> None:
+def window_count(n_tokens: int, seq_len: int, windows: str = "every_offset") -> int:
+    """How many windows of seq_len + 1 tokens training draws from (training.windows): one at every offset, or
+    the corpus cut into consecutive disjoint windows (the remainder unused)."""
+    if windows == "disjoint":
+        return n_tokens // (seq_len + 1)
+    return max(0, n_tokens - seq_len)
+
+
+def check_windows(n_tokens: int, batch_size: int, seq_len: int, source: str, windows: str = "every_offset") -> None:
     """The corpus must hold at least one full batch of distinct windows of seq_len + 1 tokens."""
-    windows = n_tokens - seq_len
-    if windows < batch_size:
+    count = window_count(n_tokens, seq_len, windows)
+    if count < batch_size:
+        kind = "disjoint windows" if windows == "disjoint" else "windows"
         raise DataError(
-            f"{source}: {n_tokens} tokens give {max(windows, 0)} windows of seq_len + 1 = {seq_len + 1} tokens, "
+            f"{source}: {n_tokens} tokens give {count} {kind} of seq_len + 1 = {seq_len + 1} tokens, "
             f"fewer than training.batch_size = {batch_size}"
         )
 

@@ -25,7 +25,7 @@ from transformers.loss.loss_utils import ForCausalLMLoss
 
 from .. import __version__
 from ..config import data_seed, init_seed, training_json
-from ..data.tokens import check_windows
+from ..data.tokens import check_windows, window_count
 from ..errors import ConfigError, TrainingError
 from ..outputs import write_tsv
 from . import numerics
@@ -100,13 +100,14 @@ class StateDtype:
                 weight.grad = None
 
 
-def window_batches(n_tokens: int, seq_len: int, batch_size: int, seed: int):
-    """Start offsets of windows of seq_len + 1 tokens, one window per offset, drawn without replacement in
-    batches from a generator that nothing else touches; a new permutation when the windows run out."""
+def window_batches(n_tokens: int, seq_len: int, batch_size: int, seed: int, windows: str = "every_offset"):
+    """Start offsets of windows of seq_len + 1 tokens (one per offset, or disjoint: every seq_len + 1-th
+    offset), drawn without replacement in batches from a generator that nothing else touches; a new
+    permutation when the windows run out, the last partial batch dropped."""
     generator = torch.Generator().manual_seed(seed)
-    n_windows = n_tokens - seq_len
+    n_windows, stride = window_count(n_tokens, seq_len, windows), seq_len + 1 if windows == "disjoint" else 1
     while True:
-        order = torch.randperm(n_windows, generator=generator)
+        order = torch.randperm(n_windows, generator=generator) * stride
         for begin in range(0, n_windows - batch_size + 1, batch_size):
             yield order[begin : begin + batch_size]
 
@@ -244,7 +245,7 @@ def train_run(config: dict, run: Run, token_ids: torch.Tensor, masks: dict[str, 
     """Train one run and stream its recording to `out_path`. `batches` (an iterator of window start
     offsets) replaces the seeded sampler; the parity test uses it to replay another trainer's order."""
     training, steps, seq_len = config["training"], config["training"]["steps"], config["training"]["seq_len"]
-    check_windows(token_ids.numel(), training["batch_size"], seq_len, "token ids")
+    check_windows(token_ids.numel(), training["batch_size"], seq_len, "token ids", training["windows"])
     make_deterministic(training)
     device = pick_device(training["device"])
     param_dtype, compute_dtype = DTYPES[training["param_dtype"]], DTYPES[training["compute_dtype"]]
@@ -263,7 +264,8 @@ def train_run(config: dict, run: Run, token_ids: torch.Tensor, masks: dict[str, 
     try:
         recorder.record(0, recorded, optimizer, None, None, float("nan"), state_of=state_of)
         if batches is None:
-            batches = window_batches(token_ids.numel(), seq_len, training["batch_size"], data_seed(config, run.seed))
+            batches = window_batches(token_ids.numel(), seq_len, training["batch_size"], data_seed(config, run.seed),
+                                     training["windows"])
         offsets, tokens, started = torch.arange(seq_len + 1), token_ids.to(device), time.perf_counter()
         for step in range(1, steps + 1):
             window = tokens[next(batches).to(device)[:, None] + offsets.to(device)]
@@ -323,11 +325,23 @@ def moved_table(model, initial_state: dict, variance_decreased: dict) -> list[di
     return rows
 
 
+def warmup_config(config: dict) -> dict:
+    """The replica's warm-up: the run's config cut to two recording intervals (at most the run's steps). Every
+    code path a run takes runs in it at least once (the model's build and init, the first record, an optimizer
+    step creating Adam's state, an unrecorded step where record_every > 1, a recorded one, the recording's
+    finish), so whatever a run leaves behind in the process, the warm-up leaves too; more steps of the same
+    paths leave nothing new, and a whole warm-up run doubled the replica's cost."""
+    short = copy.deepcopy(config)
+    short["training"]["steps"] = min(config["training"]["steps"], 2 * config["recording"]["record_every"])
+    return short
+
+
 def train_replica(config: dict, run: Run, token_ids: torch.Tensor, masks: dict, out_path, *, warmup_seed: int,
                   token_ids_sha256: str = "") -> dict:
-    """Train `warmup_seed` (discarded), then `run` into `out_path`, in this one process: anything that
-    leaks from one run into the next (RNG state, caches, allocator) makes the replica differ from the run's
-    own job. The warm-up goes next to the output, not to /tmp, which may be small on a cluster node."""
+    """Train a few steps of `warmup_seed` (warmup_config; discarded), then `run` into `out_path`, in this one
+    process: anything that leaks from one run into the next (RNG state, caches, allocator) makes the replica
+    differ from the run's own job. The warm-up goes next to the output, not to /tmp, which may be small on a
+    cluster node."""
     if warmup_seed == run.seed:
         raise ConfigError(f"config key 'sanity.replica_warmup_seed': {warmup_seed} is the replica's own seed")
     out_path = Path(out_path)
@@ -336,7 +350,7 @@ def train_replica(config: dict, run: Run, token_ids: torch.Tensor, masks: dict, 
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     try:
-        train_run(config, Run(run.tying, warmup_seed), token_ids, masks, scratch / "warmup.safetensors",
+        train_run(warmup_config(config), Run(run.tying, warmup_seed), token_ids, masks, scratch / "warmup.safetensors",
                   token_ids_sha256=token_ids_sha256)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
