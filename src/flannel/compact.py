@@ -39,9 +39,10 @@ from .background import BackgroundWriter, host_copy
 
 FORMAT = "flannel-compact/1"
 SUFFIX = ".zarr.zip"
-CHUNK_BYTES = 32 << 20  # decoded bytes per chunk: longer runs of deltas compress better; one record still reads in ~0.1 s
+CHUNK_BYTES = 32 << 20  # decoded bytes per chunk: longer delta runs compress better; a record reads in ~0.1 s
 KEYFRAME_EVERY = 32  # a derived moment is at most this many replayed steps from a stored one
 ZSTD_LEVEL = 3
+SERIES = ("losses", "grad_norms", "recorded_steps")  # the per-record scalars, one array each
 _FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 _BITS = {torch.bfloat16: np.uint16, torch.float32: np.uint32}  # matrices are stored as their raw bits
 _NAMES = {torch.bfloat16: "bfloat16", torch.float32: "float32", torch.int64: "int64", torch.bool: "bool"}
@@ -124,7 +125,7 @@ class CompactWriter:
             self.arrays[name] = self.group.create_array(name, shape=shape, dtype=np.dtype(_numpy_dtype(dtype)),
                                                         chunks=shape, compressors=[_zstd()],
                                                         attributes=attributes, fill_value=0)
-            if shape and name in ("losses", "grad_norms", "recorded_steps"):
+            if shape and name in SERIES:
                 self.series[name] = []
             return
         bits = np.dtype(_BITS[dtype])
@@ -160,12 +161,13 @@ class CompactWriter:
 
     def _encode_record(self, index: int, values: dict[str, torch.Tensor]) -> None:
         records = {name: _as_numpy(value) for name, value in values.items()}
+        clipped = {}  # each side's grad as Adam saw it, computed once for both of its moments
         for name, data in sorted(records.items()):  # the file's order never depends on the caller's
             self.digests[name].update(data.tobytes())
             if name in self.series:
                 self.series[name].append(data.item())
             elif name in self.stored:
-                self._moment(name, index, _matrix_bits(data), records)
+                self._moment(name, index, _matrix_bits(data), records, clipped)
             else:
                 self._append(name, index, _matrix_bits(data))
 
@@ -187,12 +189,19 @@ class CompactWriter:
             pending.clear()
             self._move_chunks(name)
 
-    def _moment(self, name: str, index: int, data: np.ndarray, records: dict) -> None:
+    def _clipped(self, grads_name: str, records: dict, clipped: dict) -> np.ndarray | None:
+        """The recorded grad of this record, clipped as Adam saw it (None where it is not recorded)."""
+        if grads_name not in clipped and grads_name in records:
+            grads = _values(_matrix_bits(records[grads_name]))
+            clipped[grads_name] = self.rule.clipped(grads, float(records["grad_norms"].item()))
+        return clipped.get(grads_name)
+
+    def _moment(self, name: str, index: int, data: np.ndarray, records: dict, clipped: dict) -> None:
         """Store the record unless the replay from the previous one gives its exact bits."""
-        derived = None
-        grads, previous = records.get(moment_source(name)), self.previous.get(name)
-        if grads is not None and previous is not None and index % KEYFRAME_EVERY:
-            g = self.rule.clipped(_values(_matrix_bits(grads)), float(records["grad_norms"].item()))
+        derived, previous = None, self.previous.get(name)
+        replayable = previous is not None and index % KEYFRAME_EVERY
+        g = self._clipped(moment_source(name), records, clipped) if replayable else None
+        if g is not None:
             replay = self.rule.momentum if name.startswith("momentum") else self.rule.variance
             derived = _bits(replay(_values(previous), g), data.dtype)
         if derived is None or not np.array_equal(derived, data):

@@ -21,7 +21,7 @@ import torch
 from safetensors import safe_open
 
 from .background import BackgroundWriter, host_copy
-from .compact import CompactSource, CompactWriter, decoded_digests, is_compact
+from .compact import SERIES, CompactSource, CompactWriter, decoded_digests, is_compact
 from .config import TRAINING_SECTIONS, run_config
 from .errors import RecordingError
 
@@ -215,9 +215,9 @@ class SafetensorsSource:
 
     def __init__(self, path: Path):
         self.path = path
-        header = _header(path)
+        header_size, header = _header(path)
         ends = [entry["data_offsets"][1] for name, entry in header.items() if name != "__metadata__"]
-        expected_size = 8 + _header_length(path) + max(ends, default=0)
+        expected_size = 8 + header_size + max(ends, default=0)
         actual_size = path.stat().st_size
         if actual_size != expected_size:
             raise RecordingError(f"{path}: truncated or padded recording ({actual_size} bytes, header declares {expected_size})")
@@ -331,13 +331,13 @@ def _header_length(path: Path) -> int:
     return header_size
 
 
-def _header(path: Path) -> dict:
-    """A safetensors file's header JSON, in its order."""
+def _header(path: Path) -> tuple[int, dict]:
+    """A safetensors file's header length and header JSON, in its order."""
     header_size = _header_length(path)
     with open(path, "rb") as handle:
         handle.seek(8)
         try:
-            return json.loads(handle.read(header_size))
+            return header_size, json.loads(handle.read(header_size))
         except (ValueError, UnicodeDecodeError):
             raise RecordingError(f"{path}: corrupted recording (header is not JSON)") from None
 
@@ -351,8 +351,7 @@ def convert_recording(source: str | Path, out: str | Path) -> None:
     # The header as the recorder first wrote it (placeholders decide a safetensors header's reserved length).
     metadata.update(format=FORMAT, complete="false", state_sha256_final="0" * 64)
     metadata.pop("tensor_sha256", None)
-    time_indexed = {name for name in recording.keys if name in ("losses", "grad_norms", "recorded_steps")
-                    or len(recording.shape(name)) >= 2}
+    time_indexed = {name for name in recording.keys if name in SERIES or len(recording.shape(name)) >= 2}
     specs = {name: ((recording.record(name, 0) if name in time_indexed else recording.tensor(name)).dtype,
                     tuple(recording.shape(name))) for name in recording.keys}
     if is_compact(out):
