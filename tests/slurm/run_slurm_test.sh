@@ -10,9 +10,11 @@
 #    and that the non-local jobs went through sbatch;
 # 2. builds the same run files with the same config and `snakemake --cores 1` in a second copy and
 #    requires identical SHA-256 for every results/main/runs/**/*.safetensors;
-# 3. corrupts train's input in the SLURM copy: snakemake must exit non-zero, in bounded time, naming
+# 3. reruns one training job under SLURM, cancels it with scancel after step 7: the profile's retries
+#    resubmit it, it resumes from its checkpoint and ends with the bytes of step 2's run;
+# 4. corrupts train's input in the SLURM copy: snakemake must exit non-zero, in bounded time, naming
 #    the failing rule `train`;
-# 4. stops the daemons (also on failure or interrupt).
+# 5. stops the daemons (also on failure or interrupt).
 #
 # Environment: FLANNEL_SLURM_KEEP=1 keeps the temp dir; FLANNEL_SLURM_TIMEOUT (s, default 900)
 # bounds each snakemake run; FLANNEL_SLURM_FAIL_LIMIT (s, default 600) bounds the failing run (the SLURM profile sets retries: 2, so it is submitted three times: about 230 s here).
@@ -220,7 +222,48 @@ fi
 sed 's/^/    /' "$WORK/slurm.sha256"
 say "all $n_st results/main/runs safetensors are byte-identical between SLURM and local"
 
-# --- 3. a failing SLURM job stops the workflow --------------------------------------------------
+# --- 3. scancel: the resubmitted training job resumes from its checkpoint -------------------------
+# The job stops itself after step 7 (FLANNEL_PAUSE_AT, exported to the job by sbatch) so scancel lands at a
+# known point; SLURM's SIGTERM makes it save a checkpoint there; the profile's retries resubmit it, and the
+# new job trains steps 8-20 only, ending with the bytes of part 2's uninterrupted run.
+resumed="results/main/runs/tied/seed42.safetensors"
+resumed_log="$SLURM_COPY/logs/main/train/tied/seed42.log"
+expected_hash=$(awk -v f="$resumed" '$2 == f {print $1}' "$WORK/local.sha256")
+[[ -n "$expected_hash" ]] || fail "part 2 built no $resumed"
+say "part 3: rerunning $resumed under SLURM, cancelled with scancel after step 7 (limit ${TIMEOUT}s)"
+(cd "$SLURM_COPY" && PYTHONPATH="$SLURM_COPY/src" FLANNEL_PAUSE_AT=step:7 exec setsid timeout --foreground -s INT \
+    -k 60 "$TIMEOUT" snakemake "${SLURM_ARGS[@]}" --config "training={checkpoint_every: 5, log_every: 1}" \
+    --forcerun train -- "$resumed") >"$WORK/slurm-scancel.log" 2>&1 &
+RUN_PID=$!
+paused=""
+for ((i = 0; i < 600; i++)); do
+    for pid in $(pgrep -f '\.train\.py' || true); do
+        [[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" == T ]] && paused=$pid
+    done
+    [[ -n "$paused" ]] && break
+    kill -0 "$RUN_PID" 2>/dev/null || break
+    sleep 0.5
+done
+[[ -n "$paused" ]] || { tail -n 30 "$WORK/slurm-scancel.log"; fail "the training job never reached step 7"; }
+jobid=$(grep -oE 'submitted with SLURM jobid [0-9]+' "$WORK/slurm-scancel.log" | tail -n 1 | awk '{print $NF}')
+[[ -n "$jobid" ]] || fail "snakemake printed no SLURM job id for the train job"
+say "training job (SLURM job $jobid, pid $paused) paused after step 7: scancel $jobid"
+scancel "$jobid"
+wait "$RUN_PID"
+rc=$?
+end_group
+((rc == 0)) || { tail -n 40 "$WORK/slurm-scancel.log"; fail "snakemake exited $rc after the scancel"; }
+n_resub=$(grep -c 'has been submitted with SLURM jobid' "$WORK/slurm-scancel.log")
+((n_resub == 2)) || fail "the cancelled train job was submitted $n_resub times, not 2"
+grep -q 'resumed from the checkpoint at step 7; training steps 8-20' "$resumed_log" ||
+    fail "the resubmitted job did not resume from step 7: $(grep -m3 -E 'resumed|discarded|step 1/' "$resumed_log")"
+first_step=$(grep -m1 -oE 'step [0-9]+/20 loss' "$resumed_log")
+[[ "$first_step" == "step 8/20 loss" ]] || fail "the resumed job's first trained step is '$first_step', not step 8"
+got_hash=$(cd "$SLURM_COPY" && sha256sum "$resumed" | awk '{print $1}')
+[[ "$got_hash" == "$expected_hash" ]] || fail "$resumed after the resume differs from the uninterrupted run"
+say "scancel after step 7: resubmitted once, resumed from the checkpoint at step 7, byte-identical to part 2"
+
+# --- 4. a failing SLURM job stops the workflow --------------------------------------------------
 # Only `train` reads the live/dead masks among the jobs needed for one run file: corrupt them and
 # ask for that run; train is retried under SLURM (its input is newer than its output) and must fail.
 target=$(awk -F'\t' '$3 == "train" && $1 ~ /\.safetensors$/ {print $1; exit}' "$WORK/summary.tsv")
