@@ -87,11 +87,14 @@ def x_h_mean(inputs: dict, settings: dict):
     separation, the swing, and the tokens h_mean ranks highest."""
     entries, tyings = matrices(inputs, "h_mean_"), [t for t in ("tied", "untied") if run_tables(inputs, f"h_mean_{t}")]
     fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
+    swung = False
     for tying in tyings:
-        found = run_tables(inputs, f"h_mean_{tying}")
-        band(axes[0][0], found, "h_mean_autocorrelation", label=tying, color=COLORS[f"{tying} W"])
-        band(axes[1][1], found, "h_mean_swing_max", label=f"{tying}: largest", color=COLORS[f"{tying} W"])
-        band(axes[1][1], found, "h_mean_swing_mean", label=f"{tying}: mean", color=COLORS[f"{tying} W"], linestyle=":")
+        found, color = run_tables(inputs, f"h_mean_{tying}"), COLORS[f"{tying} W"]
+        band(axes[0][0], found, "h_mean_autocorrelation", label=tying, color=color)
+        swung |= band(axes[1][1], found, "h_mean_swing_max", label=f"{tying}: largest", color=color)
+        band(axes[1][1], found, "h_mean_swing_mean", label=f"{tying}: mean", color=color, linestyle=":")
+    if not swung:
+        empty_panel(axes[1][1], "fewer records than analysis.h_mean_window", among_drawn=True)
     for label, found, prefix in entries:
         color = COLORS[label]
         band(axes[0][1], found, f"{prefix}_h_mean_cos_dC", label=label, color=color)
