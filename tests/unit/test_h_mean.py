@@ -89,3 +89,20 @@ def test_a_token_table_lacking_a_recorded_token_is_one_line_naming_it(tmp_path):
 def test_a_group_with_no_row_has_no_centroid():
     centroid, radius = analysis.cloud(torch.zeros(0, 3, dtype=torch.float64))
     assert centroid.isnan().all() and centroid.shape == (3,) and math.isnan(radius)
+
+
+def test_figure_x_draws_from_the_tables_and_is_a_card_without_h_mean(tmp_path):
+    from flannel.outputs import write_table
+    from flannel.report import figures
+
+    run = cloud_run(tmp_path / "run.safetensors", tmp_path / "tokens.csv")
+    steps, _, tokens = analysis.h_mean_tables(run, tmp_path / "tokens.csv", window=2)
+    write_table(steps, tmp_path / "steps.tsv")
+    write_table(tokens, tmp_path / "top.tsv")
+    seeds = {"tied": [1], "untied": [], "paired": [], "reference": 1}
+    settings = {"seeds": seeds, "quantities": ["embeddings", "h_mean"], "figures": {"dpi": 40}}
+    inputs = {"h_mean_tied": [str(tmp_path / "steps.tsv")], "h_mean_tokens": [str(tmp_path / "top.tsv")]}
+    assert figures.draw("x_h_mean", inputs, settings, tmp_path / "x.png") is None
+    assert (tmp_path / "x.png").stat().st_size > 3000
+    without = {**settings, "quantities": ["embeddings"]}
+    assert figures.draw("x_h_mean", inputs, without, tmp_path / "x.png") == "recording.quantities lacks h_mean"
