@@ -31,10 +31,16 @@ class BackgroundWriter:
                     self.write(*arguments)
                 except BaseException as error:  # handed to the training thread, which raises it
                     self.error = error
+            self.pending.task_done()
 
     def put(self, arguments: tuple, events: list) -> None:
         self._raise()
         self.pending.put((arguments, events))
+
+    def wait(self) -> None:
+        """Block until every call put so far has run (a checkpoint saves the state they leave)."""
+        self.pending.join()
+        self._raise()
 
     def close(self, raise_error: bool = True) -> None:
         if self.thread.is_alive():

@@ -35,6 +35,7 @@ from zarr.storage import MemoryStore, ZipStore
 
 from .errors import RecordingError
 from .moments import MomentRule
+from . import digest
 from .background import BackgroundWriter, host_copy
 
 FORMAT = "flannel-compact/1"
@@ -98,25 +99,38 @@ class CompactWriter:
     training config, which decides the moments' arithmetic; None stores every moment record."""
 
     def __init__(self, path: str | Path, specs: dict, metadata: dict[str, str], training: dict | None,
-                 record_every: int = 1, background: bool = False):
+                 record_every: int = 1, background: bool = False, resume: bool = False):
+        """`resume`: go on with the `.partial` a checkpoint left (`restore` reopens it at the checkpoint)."""
         self.path = Path(path)
         self.partial = self.path.with_name(self.path.name + ".partial")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.specs, self.metadata = specs, dict(metadata)
         self.rule = MomentRule.of(training) if training is not None and record_every == 1 else None
-        self.digests = {name: hashlib.sha256() for name in specs}
+        self.digests = {name: digest.sha256() for name in specs}
         self.store = MemoryStore()
         self.group = zarr.create_group(self.store)
         self.arrays, self.pending, self.stored = {}, {}, {}
         self.previous, self.series = {}, {}
         for name, (dtype, shape) in specs.items():
             self._create(name, dtype, tuple(shape))
-        try:
-            self.zip = zipfile.ZipFile(self.partial, "w", zipfile.ZIP_STORED, allowZip64=True)
-        except OSError as error:
-            raise RecordingError(f"{self.partial}: cannot write the recording ({error.strerror})") from None
+        self.handle, self.zip = None, None
+        if not resume:
+            self._open_zip("wb", end=0, entries=[])
         # Encoding and the replay check run beside training, on the recording thread.
         self.writer = BackgroundWriter(self._encode_record, depth=2) if background else None
+
+    def _open_zip(self, mode: str, end: int, entries: list[zipfile.ZipInfo]) -> None:
+        """The ZIP, written from byte `end` on after `entries` (a checkpoint's; none for a new file): the
+        central directory, written at finish, lists them with those written after."""
+        try:
+            self.handle = open(self.partial, mode)
+            self.handle.truncate(end)
+            self.handle.seek(end)
+        except OSError as error:
+            raise RecordingError(f"{self.partial}: cannot write the recording ({error.strerror})") from None
+        self.zip = zipfile.ZipFile(self.handle, "w", zipfile.ZIP_STORED, allowZip64=True)
+        self.zip.filelist = list(entries)
+        self.zip.NameToInfo = {entry.filename: entry for entry in entries}
 
     def _create(self, name: str, dtype: torch.dtype, shape: tuple) -> None:
         attributes = {"dtype": _NAMES[dtype]}
@@ -224,6 +238,26 @@ class CompactWriter:
         except OSError as error:
             raise RecordingError(f"{self.partial}: cannot write the recording ({error.strerror})") from None
 
+    def checkpoint_state(self) -> dict:
+        """What a resumed job needs to go on writing, taken once every record so far is encoded and on disk:
+        where the ZIP's entries end and what they are, the records of chunks not yet full, the moments' last
+        record and stored list, the scalar series and the digests' running states."""
+        if self.writer is not None:
+            self.writer.wait()
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        return {"zip_end": self.handle.tell(), "entries": list(self.zip.filelist),
+                "pending": {name: list(records) for name, records in self.pending.items()},
+                "previous": dict(self.previous), "stored": {name: list(i) for name, i in self.stored.items()},
+                "series": {name: list(values) for name, values in self.series.items()},
+                "digests": {name: d.state() for name, d in self.digests.items()}}
+
+    def restore(self, state: dict) -> None:
+        self._open_zip("r+b", state["zip_end"], state["entries"])
+        self.pending = {name: list(records) for name, records in state["pending"].items()}
+        self.previous, self.stored, self.series = dict(state["previous"]), state["stored"], state["series"]
+        self.digests = {name: digest.Sha256(saved) for name, saved in state["digests"].items()}
+
     def finish(self, metadata: dict[str, str]) -> None:
         if self.writer is not None:
             self.writer.close()
@@ -241,17 +275,24 @@ class CompactWriter:
         for key in sorted(self.store._store_dict):
             self._zip_write(key, self.store._store_dict[key].to_bytes())
         self.zip.close()
-        with open(self.partial, "rb+") as handle:
-            os.fsync(handle.fileno())
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        self.handle.close()
         os.replace(self.partial, self.path)
 
-    def abort(self) -> None:
+    def suspend(self) -> None:
+        """Stop writing and keep the `.partial` as it is, for a job that resumes from its checkpoint."""
         if self.writer is not None:
             self.writer.close(raise_error=False)
-        try:
-            self.zip.close()
-        except (OSError, ValueError):
-            pass
+        if self.handle is not None:
+            try:  # a central directory past the checkpoint's entries, which a resume cuts off again
+                self.zip.close()
+            except (OSError, ValueError):
+                pass
+            self.handle.close()
+
+    def abort(self) -> None:
+        self.suspend()
         self.partial.unlink(missing_ok=True)
 
 

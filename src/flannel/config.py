@@ -207,10 +207,12 @@ def file_not_found(key: str, path: str) -> ConfigError:
 
 def run_config(config: dict) -> dict:
     """The training sections as far as they decide a run's bytes: what its header records and what readers
-    compare. Left out: training.log_every (progress lines only), recording.format (the container, not the
-    tensors) and recording.live_sample while recording.rows is all (unused). Sections `config` lacks stay absent."""
+    compare. Left out: training.log_every (progress lines only), training.checkpoint_every (a resumed run has
+    the same bytes), recording.format (the container, not the tensors) and recording.live_sample while
+    recording.rows is all (unused). Sections `config` lacks stay absent."""
     sections = {section: dict(config[section]) for section in TRAINING_SECTIONS if section in config}
     sections.get("training", {}).pop("log_every", None)
+    sections.get("training", {}).pop("checkpoint_every", None)
     sections.get("recording", {}).pop("format", None)
     if sections.get("recording", {}).get("rows", "all") == "all":
         sections.get("recording", {}).pop("live_sample", None)

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
+from . import digest
 from .background import BackgroundWriter, host_copy
 from .compact import SERIES, CompactSource, CompactWriter, decoded_digests, is_compact
 from .config import TRAINING_SECTIONS, run_config
@@ -44,7 +45,8 @@ class StreamingSafetensors:
     where a reader can check the bytes (`tensor_digests`)."""
 
     def __init__(self, path: str | Path, specs: dict[str, tuple[torch.dtype, tuple[int, ...]]], metadata: dict[str, str],
-                 background: bool = False):
+                 background: bool = False, resume: bool = False):
+        """`resume`: open the `.partial` a checkpoint left, keeping its bytes (`restore` then sets the state)."""
         self.path = Path(path)
         self.partial = self.path.with_name(self.path.name + ".partial")
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -57,7 +59,7 @@ class StreamingSafetensors:
             self.entries[name] = {"dtype": _SAFETENSORS_DTYPES[dtype], "shape": list(shape), "data_offsets": [offset, offset + size]}
             offset += size
         self.specs, self.data_size = specs, offset
-        self.digests = {name: hashlib.sha256() for name in specs}
+        self.digests = {name: digest.sha256() for name in specs}
         self.written = {name: self.entries[name]["data_offsets"][0] for name in specs}  # next offset of each tensor
         # Placeholders as long as the final digests, so the header keeps its reserved length.
         self.metadata = {**metadata, "tensor_sha256": _digest_json(dict.fromkeys(specs, "0" * 64))}
@@ -65,7 +67,7 @@ class StreamingSafetensors:
         self.data_start = 8 + self.header_size
         self.fd, self.writer = None, None
         try:
-            self.fd = os.open(self.partial, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+            self.fd = os.open(self.partial, os.O_RDWR if resume else os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
             self._write_header()
             # Reserve every byte now, so a disk too small fails here, before any training, not hours in.
             os.posix_fallocate(self.fd, 0, self.data_start + self.data_size)
@@ -119,6 +121,28 @@ class StreamingSafetensors:
         self._pwrite(data, self.data_start + begin)
         self.written[name] += len(data)
 
+    def checkpoint_state(self) -> dict:
+        """What a resumed job needs to go on writing, taken once every write so far is on disk."""
+        if self.writer is not None:
+            self.writer.wait()
+        os.fsync(self.fd)
+        return {"written": dict(self.written), "digests": {name: d.state() for name, d in self.digests.items()}}
+
+    def restore(self, state: dict) -> None:
+        """A checkpoint's state, set once the static tensors (written again, alike) are in."""
+        if self.writer is not None:
+            self.writer.wait()
+        self.written = dict(state["written"])
+        self.digests = {name: digest.Sha256(saved) for name, saved in state["digests"].items()}
+
+    def suspend(self) -> None:
+        """Stop writing and keep the `.partial`, for a job that resumes from its checkpoint."""
+        if self.writer is not None:
+            self.writer.close(raise_error=False)
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
     def finish(self, metadata: dict[str, str]) -> None:
         """Wait for the pending writes, rewrite the header with the final metadata, flush, and rename onto the
         final path."""
@@ -136,11 +160,7 @@ class StreamingSafetensors:
         os.replace(self.partial, self.path)
 
     def abort(self) -> None:
-        if self.writer is not None:
-            self.writer.close(raise_error=False)
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+        self.suspend()
         self.partial.unlink(missing_ok=True)
 
 

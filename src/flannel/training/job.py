@@ -20,11 +20,12 @@ class TrainingJob:
 
 
 def training_job(training_json: str, workflow_config: dict, wildcards, token_ids: str, masks: str) -> TrainingJob:
-    """The job's run config (its `training` param), run (wildcards) and inputs. The progress-line interval
-    reaches no byte, so it is read from the workflow's config, not from a param: Snakemake reruns a job whose
-    params change, and a logging knob must not retrain."""
+    """The job's run config (its `training` param), run (wildcards) and inputs. The progress-line and checkpoint
+    intervals reach no byte, so they are read from the workflow's config, not from a param: Snakemake reruns a
+    job whose params change, and neither knob must retrain."""
     config = json.loads(training_json)
-    config["training"]["log_every"] = experiment_config(workflow_config, wildcards.experiment)["training"]["log_every"]
+    training = experiment_config(workflow_config, wildcards.experiment)["training"]
+    config["training"]["log_every"], config["training"]["checkpoint_every"] = training["log_every"], training["checkpoint_every"]
     pin_cpu_kernels(config["training"]["portable_numerics"])  # before torch loads
     from ..data import tokens
     from ..outputs import sha256_file

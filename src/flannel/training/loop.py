@@ -15,6 +15,7 @@ import math
 import os
 import platform
 import shutil
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,8 @@ from ..errors import ConfigError, TrainingError
 from ..outputs import write_tsv
 from . import numerics
 from .model import DTYPES, HMeanHook, build_model, embedding_E, state_sha256, unembedding_W
+from .checkpoint import Checkpoint, Stopped, pause_point, rng_state, set_rng_state
+from .checkpoint import unavailable as checkpoint_unavailable
 from .recorder import RunRecorder
 
 log = logging.getLogger("flannel.training.loop")
@@ -209,7 +212,7 @@ def pre_clip_norm(params: list[torch.nn.Parameter], max_grad_norm: float | None,
 
 
 def open_recorder(config: dict, run: Run, masks: dict, device: torch.device, out_path, *, token_ids_sha256: str,
-                  initial_digest: str) -> RunRecorder:
+                  initial_digest: str, resume: dict | None = None) -> RunRecorder:
     """The run's recording, opened before step 1: its shapes, the scalars the notebooks stored and the header
     (the run config, seeds, versions, what decides the bytes, the token ids' and the initial state's digests)."""
     model_cfg, training, recording = config["model"], config["training"], config["recording"]
@@ -236,14 +239,28 @@ def open_recorder(config: dict, run: Run, masks: dict, device: torch.device, out
             "device": device.type, "versions": json.dumps(versions(), sort_keys=True), **provenance(training, device),
             "token_ids_sha256": token_ids_sha256, "state_sha256_initial": initial_digest,
         },
-        training=training, record_every=recording["record_every"],
+        training=training, record_every=recording["record_every"], resume=resume,
     )
+
+
+def open_checkpoint(config: dict, run: Run, out_path, token_ids_sha256: str) -> Checkpoint | None:
+    """The run's checkpoint (flannel.training.checkpoint), None where training.checkpoint_every is 0."""
+    every = config["training"]["checkpoint_every"]
+    if not every:
+        return None
+    if (reason := checkpoint_unavailable()) is not None:
+        log.warning("checkpoints off: %s", reason)
+        return None
+    identity = {"config": training_json(config), "run": [run.tying, run.seed], "versions": versions(),
+                "token_ids_sha256": token_ids_sha256}
+    return Checkpoint(out_path, every, identity)
 
 
 def train_run(config: dict, run: Run, token_ids: torch.Tensor, masks: dict[str, torch.Tensor], out_path,
               moved_path=None, *, token_ids_sha256: str = "", batches=None) -> dict:
-    """Train one run and stream its recording to `out_path`. `batches` (an iterator of window start
-    offsets) replaces the seeded sampler; the parity test uses it to replay another trainer's order."""
+    """Train one run and stream its recording to `out_path`, going on from its checkpoint where one is left.
+    `batches` (an iterator of window start offsets) replaces the seeded sampler; the parity test uses it to
+    replay another trainer's order (such a run keeps no checkpoint: its order cannot be replayed)."""
     training, steps, seq_len = config["training"], config["training"]["steps"], config["training"]["seq_len"]
     check_windows(token_ids.numel(), training["batch_size"], seq_len, "token ids", training["windows"])
     make_deterministic(training)
@@ -260,15 +277,26 @@ def train_run(config: dict, run: Run, token_ids: torch.Tensor, masks: dict[str, 
     initial_state = {name: p.detach().clone() for name, p in model.named_parameters()}
     state_of = dict(zip(working.params, stepped.params))  # the optimizer's tensor of each model parameter
     variance = VarianceWatch(model, optimizer, state_of)
+    checkpoint = open_checkpoint(config, run, out_path, token_ids_sha256) if batches is None else None
+    resume = checkpoint.load() if checkpoint is not None else None
     recorder = open_recorder(config, run, masks, device, out_path, token_ids_sha256=token_ids_sha256,
-                             initial_digest=initial_digest)
+                             initial_digest=initial_digest, resume=resume and resume["recorder"])
+    handlers = checkpoint.catch_stop_signals() if checkpoint is not None else {}
     try:
-        recorder.record(0, recorded, optimizer, None, None, float("nan"), state_of=state_of)
+        start = 0
+        if resume is not None:
+            start = restore_training(resume, model, optimizer, scheduler, variance)
+            log.info("%s seed %d: resumed from the checkpoint at step %d; training steps %d-%d", run.tying, run.seed,
+                     start, start + 1, steps)
+        else:
+            recorder.record(0, recorded, optimizer, None, None, float("nan"), state_of=state_of)
         if batches is None:
             batches = window_batches(token_ids.numel(), seq_len, training["batch_size"], data_seed(config, run.seed),
                                      training["windows"])
+            for _ in range(start):  # the data position: the seeded order, replayed to the checkpoint's step
+                next(batches)
         offsets, tokens, started = torch.arange(seq_len + 1), token_ids.to(device), time.perf_counter()
-        for step in range(1, steps + 1):
+        for step in range(start + 1, steps + 1):
             window = tokens[next(batches).to(device)[:, None] + offsets.to(device)]
             working.load_weights()
             with numerics.gradient_kernels(training, device, compute_dtype):
@@ -292,20 +320,53 @@ def train_run(config: dict, run: Run, token_ids: torch.Tensor, masks: dict[str, 
                 recorder.record(step, recorded, optimizer, grads, logits[0, -1].detach(), loss.item(), grad_norm.item(),
                                 state_of=state_of, h_mean=h_mean.value)
             if step % training["log_every"] == 0 or step == steps:
-                _log_progress(run, step, steps, loss.item(), time.perf_counter() - started)
+                _log_progress(run, step, steps, step - start, loss.item(), time.perf_counter() - started)
+            pause_point(f"step:{step}")
+            if checkpoint is not None and (checkpoint.stop_requested or (checkpoint.due(step) and step < steps)):
+                checkpoint.save(step, training_state(model, optimizer, scheduler, variance, recorder))
+                if checkpoint.stop_requested:
+                    raise Stopped(f"{run.tying} seed {run.seed}: stopped by {checkpoint.stop_requested} after step "
+                                  f"{step} of {steps}, checkpoint saved; run the job again to go on from there")
         final_digest = state_sha256(model)
         recorder.finish(final_digest)
+    except Stopped:
+        recorder.suspend()
+        raise
     except BaseException:
         recorder.abort()
+        if checkpoint is not None:
+            checkpoint.remove()
         raise
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    if checkpoint is not None:
+        checkpoint.remove()
     moved = moved_table(model, initial_state, variance.decreased)
     if moved_path is not None:
         write_tsv(moved_path, moved)
     return {"state_sha256_initial": initial_digest, "state_sha256_final": final_digest, "moved": moved}
 
 
-def _log_progress(run: Run, step: int, steps: int, loss: float, elapsed: float) -> None:
-    rate = step / elapsed if elapsed > 0 else math.inf
+def training_state(model, optimizer, scheduler, variance: VarianceWatch, recorder: RunRecorder) -> dict:
+    """Everything a checkpoint holds besides the step (which also fixes the data position)."""
+    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "rng": rng_state(), "variance_decreased": variance.decreased, "recorder": recorder.checkpoint_state()}
+
+
+def restore_training(state: dict, model, optimizer, scheduler, variance: VarianceWatch) -> int:
+    """A checkpoint's state into the freshly built run; returns its step."""
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    set_rng_state(state["rng"])
+    variance.decreased = state["variance_decreased"]
+    return state["step"]
+
+
+def _log_progress(run: Run, step: int, steps: int, trained: int, loss: float, elapsed: float) -> None:
+    """`trained`: steps this job has trained (fewer than `step` after a resume), for the rate."""
+    rate = trained / elapsed if elapsed > 0 else math.inf
     log.info("%s seed %d: step %d/%d loss %.4f %.2f steps/s ETA %.0f s", run.tying, run.seed, step, steps, loss,
              rate, (steps - step) / rate if rate else math.inf)
 
@@ -334,6 +395,7 @@ def warmup_config(config: dict) -> dict:
     paths leave nothing new, and a whole warm-up run doubled the replica's cost."""
     short = copy.deepcopy(config)
     short["training"]["steps"] = min(config["training"]["steps"], 2 * config["recording"]["record_every"])
+    short["training"]["checkpoint_every"] = 0  # discarded anyway: a resumed replica runs its warm-up again
     return short
 
 

@@ -20,9 +20,10 @@ class RunRecorder:
 
     def __init__(self, path, *, tied: bool, rows: torch.Tensor, vocab_size: int, n_embd: int, n_records: int,
                  quantities, dtype: torch.dtype, scalars: dict[str, torch.Tensor], metadata: dict[str, str],
-                 training: dict | None = None, record_every: int = 1):
+                 training: dict | None = None, record_every: int = 1, resume: dict | None = None):
         """A path ending in .zarr.zip writes a compact recording (flannel.compact), whose moments are derived
-        where `training` (the run's training config) and every-step records allow; any other, safetensors."""
+        where `training` (the run's training config) and every-step records allow; any other, safetensors.
+        `resume`: a checkpoint's `checkpoint_state()`, to go on with the `.partial` it left."""
         self.tied, self.rows, self.dtype = tied, rows, dtype
         self.all_rows = rows.numel() == vocab_size and bool(torch.equal(rows, torch.arange(vocab_size)))
         self.keys = matrix_keys(tied, quantities)
@@ -41,13 +42,17 @@ class RunRecorder:
             specs[name] = (value.dtype, tuple(value.shape))
         metadata = {**metadata, "format": FORMAT, "complete": "false", "state_sha256_final": "0" * 64}
         if is_compact(path):
-            self.file = CompactWriter(path, specs, metadata, training, record_every, background=True)
+            self.file = CompactWriter(path, specs, metadata, training, record_every, background=True,
+                                      resume=resume is not None)
         else:
-            self.file = StreamingSafetensors(path, specs, metadata, background=True)
+            self.file = StreamingSafetensors(path, specs, metadata, background=True, resume=resume is not None)
         for name, value in scalars.items():
             self.file.write(name, value)
         self.file.write("recorded_rows", rows)
         self.index = 0
+        if resume is not None:  # after the static tensors, which a resumed job writes again, alike
+            self.file.restore(resume["file"])
+            self.index = resume["index"]
 
     def _rows(self, matrix: torch.Tensor) -> torch.Tensor:
         matrix = matrix.detach()
@@ -95,6 +100,12 @@ class RunRecorder:
         if self.index != expected:
             raise RecordingError(f"{self.file.partial}: {self.index} records written, {expected} expected")
         self.file.finish({"complete": "true", "state_sha256_final": final_digest})
+
+    def checkpoint_state(self) -> dict:
+        return {"index": self.index, "file": self.file.checkpoint_state()}
+
+    def suspend(self) -> None:
+        self.file.suspend()
 
     def abort(self) -> None:
         self.file.abort()

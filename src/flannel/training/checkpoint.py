@@ -1,0 +1,127 @@
+"""Resumable training: a job's checkpoint, beside its `.partial` recording.
+
+Every `training.checkpoint_every` steps, and when the job is told to stop (SIGTERM, as SLURM and Snakemake
+send it, or Ctrl-C), the loop saves what decides the rest of the run: the weights, Adam's state, the LR
+schedule, the RNG state, the step (the batch order is its own seeded generator, replayed to that step), what
+the run has seen of v decreasing, and the recorder's progress, with every record so far on disk. A rerun of
+the job finds it and goes on from that step; the run file ends with the same bytes as a run never stopped.
+
+A checkpoint holds a fingerprint of the run config, the output's name, the package versions and flannel's
+own code: one from anything else is discarded with a line in the log and the job starts over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import signal
+from pathlib import Path
+
+import torch
+
+from .. import digest
+from ..errors import TrainingError
+
+log = logging.getLogger("flannel.training.checkpoint")
+PACKAGE = Path(__file__).resolve().parents[1]
+_PAUSED = set()
+
+
+class Stopped(TrainingError):
+    """The job was told to stop and saved a checkpoint; a rerun goes on from it."""
+
+
+def code_version() -> str:
+    """SHA-256 of flannel's source files, so a checkpoint from other code is never used."""
+    whole = hashlib.sha256()
+    for path in sorted(PACKAGE.rglob("*.py")):
+        whole.update(path.relative_to(PACKAGE).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return whole.hexdigest()
+
+
+class Checkpoint:
+    """The checkpoint file of the run written to `out_path` (`<name>.checkpoint`, next to `<name>.partial`)."""
+
+    def __init__(self, out_path, every: int, identity: dict):
+        out_path = Path(out_path)
+        self.path = out_path.with_name(out_path.name + ".checkpoint")
+        self.partial = out_path.with_name(out_path.name + ".partial")
+        self.every = every
+        self.fingerprint = hashlib.sha256(json.dumps(
+            {**identity, "output": out_path.name, "code": code_version()}, sort_keys=True).encode()).hexdigest()
+        self.stop_requested = None
+
+    def load(self) -> dict | None:
+        """The saved state to resume from, or None (no checkpoint, or one that cannot be used: said in the log,
+        and removed)."""
+        if not self.path.exists():
+            return None
+        try:
+            state = torch.load(self.path, weights_only=False)
+            reason = None if state.get("fingerprint") == self.fingerprint else \
+                "it is from another config, output or code version"
+        except Exception as error:  # a checkpoint cut short or damaged: starting over is always safe
+            state, reason = None, f"it cannot be read ({' '.join(str(error).split())[:120]})"
+        if reason is None and not self.partial.exists():
+            reason = f"the recording it continues ({self.partial.name}) is gone"
+        if reason is not None:
+            log.warning("checkpoint %s discarded: %s; training starts at step 1", self.path.name, reason)
+            self.remove()
+            return None
+        return state
+
+    def save(self, step: int, state: dict) -> None:
+        """Write atomically: a job killed mid-write leaves the previous checkpoint, which still matches the
+        recording (records after it are written again on resume)."""
+        scratch = self.path.with_name(self.path.name + ".tmp")
+        with open(scratch, "wb") as handle:
+            torch.save({**state, "fingerprint": self.fingerprint, "step": step}, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        pause_point(f"checkpoint-write:{step}")
+        os.replace(scratch, self.path)
+        log.info("checkpoint at step %d", step)
+
+    def due(self, step: int) -> bool:
+        return self.every > 0 and step % self.every == 0
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+        self.path.with_name(self.path.name + ".tmp").unlink(missing_ok=True)
+
+    def catch_stop_signals(self):
+        """SIGTERM and Ctrl-C, from here on, ask the loop to save a checkpoint and stop after the current step;
+        returns the handlers to put back. (Only the main thread can set handlers; elsewhere nothing changes.)"""
+        def requested(signum, frame):
+            self.stop_requested = signal.Signals(signum).name
+
+        try:
+            return {sig: signal.signal(sig, requested) for sig in (signal.SIGTERM, signal.SIGINT)}
+        except ValueError:
+            return {}
+
+
+def pause_point(name: str) -> None:
+    """Fault injection for the tests: with FLANNEL_PAUSE_AT=<name> the job stops itself here (SIGSTOP), so a
+    test delivers a real SIGKILL or SIGTERM at an exact point of the run rather than wherever a timer lands.
+    Once per process: the checkpoint a SIGTERM asks for passes the same point again."""
+    if os.environ.get("FLANNEL_PAUSE_AT") == name and name not in _PAUSED:
+        _PAUSED.add(name)
+        os.kill(os.getpid(), signal.SIGSTOP)
+
+
+def rng_state() -> dict:
+    return {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["cpu"])
+    if state["cuda"]:
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def unavailable() -> str | None:
+    """Why checkpoints cannot be written here, or None."""
+    return digest.available()
