@@ -245,6 +245,30 @@ rule kinetics:
         "../workflow/scripts/kinetics.py"
 
 
+# h_mean, the force on the dead rows: its persistence and swing, its angle to the dead centroid's step, each
+# cloud's liftoff from the origin, the live/dead separation, and the tokens it ranks highest.
+rule h_mean:
+    input:
+        run=RUN,
+        tokens=TOKEN_TABLE,
+    output:
+        steps=H_MEAN_STEPS,
+        runs=H_MEAN_RUNS,
+        tokens=H_MEAN_TOKENS,
+    log:
+        "logs/{experiment}/analysis/h_mean/{tying}/seed{seed}.log",
+    benchmark:
+        "benchmarks/{experiment}/analysis/h_mean/{tying}/seed{seed}.tsv"
+    localrule: True
+    conda:
+        "../envs/flannel.yaml"
+    params:
+        window=config["analysis"]["h_mean_window"],
+        code=code_digest("h_mean.py"),
+    script:
+        "../workflow/scripts/h_mean.py"
+
+
 rule freeze_summary:
     input:
         unpack(freeze_summary_inputs),

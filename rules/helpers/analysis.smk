@@ -18,6 +18,9 @@ PHASE_ROWS = "results/{experiment}/analysis/phases/{tying}/seed{seed}.rows.tsv"
 PHASE_RUNS = "results/{experiment}/analysis/phases/{tying}/seed{seed}.runs.tsv"
 KINETICS_STEPS = "results/{experiment}/analysis/kinetics/{tying}/seed{seed}.tsv"
 KINETICS_RUNS = "results/{experiment}/analysis/kinetics/{tying}/seed{seed}.runs.tsv"
+H_MEAN_STEPS = "results/{experiment}/analysis/h_mean/{tying}/seed{seed}.tsv"
+H_MEAN_RUNS = "results/{experiment}/analysis/h_mean/{tying}/seed{seed}.runs.tsv"
+H_MEAN_TOKENS = "results/{experiment}/analysis/h_mean/{tying}/seed{seed}.tokens.tsv"
 FREEZE_SUMMARY = "results/{experiment}/analysis/freeze_summary.tsv"
 FREEZE_ACROSS_RUNS = "results/{experiment}/analysis/freeze_summary_across_runs.tsv"
 
@@ -88,11 +91,18 @@ def analysis_targets(experiment):
             for path in (EPOCH_SUMMARY, EPOCH_REPORT, EPOCH_TABLE, FREEZE_SUMMARY, FREEZE_ACROSS_RUNS)
         ]
         + paired_files(experiment, DISTANCES)
+        + per_run(experiment, H_MEAN_TOKENS)
         + sweep_tables(experiment)
     )
 
 
 def freeze_summary_inputs(wildcards):
-    """Every run's hop table, freeze causes, global-freeze runs and kinetics scalars, in run_ids() order."""
-    patterns = {"hops": HOP_STEPS, "causes": FREEZE_CAUSES, "phase_runs": PHASE_RUNS, "kinetics": KINETICS_RUNS}
+    """Every run's hop table, freeze causes, global-freeze runs, kinetics and h_mean scalars, in run_ids() order."""
+    patterns = {
+        "hops": HOP_STEPS,
+        "causes": FREEZE_CAUSES,
+        "phase_runs": PHASE_RUNS,
+        "kinetics": KINETICS_RUNS,
+        "h_mean": H_MEAN_RUNS,
+    }
     return {name: per_run(wildcards.experiment, pattern) for name, pattern in patterns.items()}

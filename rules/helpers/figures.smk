@@ -15,8 +15,8 @@ def figure_inputs(wildcards):
     """The named input lists the figures read: the tables of every run, the reference seed's recordings
     (per-row views), the decomposition tables, the Adam accounting and lattice tables (rows: the reference seed's),
     the epoch series and table, the tied-vs-untied distances (with the shown seed's rows and its tied lattice rows,
-    to sort them by freeze step), the sweep's distances, and every run's hop, five-phase and kinetics tables
-    with the freeze summary."""
+    to sort them by freeze step), the sweep's distances, every run's hop, five-phase, kinetics and h_mean
+    tables with the freeze summary, and the reference run's h_mean token table."""
     experiment, runs = wildcards.experiment, runs_of(wildcards.experiment)
     reference, paired = runs["reference_seed"], flannel.report.figures.paired_seeds(runs)
     shown = flannel.report.figures.shown_seed(reference, paired)
@@ -42,6 +42,9 @@ def figure_inputs(wildcards):
         **{f"hops_{tying}": of(HOP_STEPS, tying, runs[tying]) for tying in ("tied", "untied")},
         **{f"phases_{tying}": of(PHASE_STEPS, tying, runs[tying]) for tying in ("tied", "untied")},
         **{f"kinetics_{tying}": of(KINETICS_STEPS, tying, runs[tying]) for tying in ("tied", "untied")},
+        **{f"h_mean_{tying}": of(H_MEAN_STEPS, tying, runs[tying]) for tying in ("tied", "untied")},
+        "h_mean_tokens": of(H_MEAN_TOKENS, "tied", reference_of["tied"])
+        or of(H_MEAN_TOKENS, "untied", reference_of["untied"]),
         "freeze_summary": [fill(FREEZE_SUMMARY, experiment=experiment)],
     }
 

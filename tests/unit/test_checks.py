@@ -64,7 +64,7 @@ def test_a_replica_with_another_data_seed_fails_naming_the_first_tensor_and_step
     assert [r["step"] for r in entries["step_differences"]["rows"] if r["all_frobenius"] > 0] == [1, 10, 20]
     assert entries["replica"]["rows"][0]["metadata_differs"] == "data_seed, config"
     assert not made["passed"] and not made["reproducibility"]["passed"]
-    with pytest.raises(ReproducibilityError, match=r"first differ in tensor 'logits' at step 1\b"):
+    with pytest.raises(ReproducibilityError, match=r"first differ in tensor 'h_mean' at step 1\b"):
         report.enforce(made, True)
     # Not enforced: a verdict line instead of an error.
     assert report.enforce(made, False).startswith("reproducibility FAILED (not enforced")
@@ -95,11 +95,11 @@ def test_state_a_short_warm_up_leaves_behind_still_fails_the_replica(tiny_data, 
     made = report_for(tiny_data, tiny_runs, {("tied", 42): out})
     assert made["checks"]["initial_state"]["passed"] is True  # the leak reaches the batches, not the init
     assert made["checks"]["replica"]["passed"] is False and not made["reproducibility"]["passed"]
-    with pytest.raises(ReproducibilityError, match=r"first differ in tensor 'logits' at step 1\b"):
+    with pytest.raises(ReproducibilityError, match=r"first differ in tensor 'h_mean' at step 1\b"):
         report.enforce(made, True)
 
 
-@pytest.mark.parametrize("key, record", [("embeddings", 5), ("variance", 20), ("grads", 1)])
+@pytest.mark.parametrize("key, record", [("embeddings", 5), ("variance", 20), ("grads", 1), ("h_mean", 3)])
 def test_one_flipped_byte_is_found_at_its_tensor_and_step(tiny_runs, key, record, tmp_path):
     copy = tmp_path / "seed42.safetensors"
     shutil.copyfile(tiny_runs[("tied", 42)], copy)
@@ -277,4 +277,4 @@ def test_a_byte_flipped_in_place_fails_the_manifest_naming_the_tensor(tiny_data,
     made = report_for(tiny_data, {**tiny_runs, ("tied", 43): copy}, {})
     manifest = made["checks"]["manifest"]
     assert manifest["passed"] is False and "seed43.safetensors (CORRUPT: momentum)" in manifest["summary"]
-    assert {r["tensors"] for r in manifest["rows"] if not r["path"].endswith("seed43.safetensors")} == {"18 verified", "22 verified"}  # tied, untied: every tensor
+    assert {r["tensors"] for r in manifest["rows"] if not r["path"].endswith("seed43.safetensors")} == {"19 verified", "23 verified"}  # tied, untied: every tensor

@@ -92,6 +92,9 @@ def test_plain_zarr_reads_the_stored_layer(both_formats):
     assert np.array_equal(embeddings[..., 17], raw.record("embeddings_W", 17).view(torch.uint16).numpy())
     derived = group["momentum_W"][..., 17]
     assert (derived == 0x7FC0).all()  # a derived record is NaN to a reader without the replay
+    h_mean = group["h_mean"]  # a plain stored matrix of float32 bits, records last, like the logits
+    assert h_mean.shape == (raw.shape("h_mean")[1], raw.n_records) and h_mean.dtype == np.uint32
+    assert np.array_equal(np.ascontiguousarray(h_mean[...].T).view(np.float32), raw.tensor("h_mean").numpy())
     assert json.loads(group.attrs["metadata"]["config"]) == raw.config
 
 

@@ -16,7 +16,8 @@ def test_defaults_fill_every_section():
     assert config["explorer"] == {"max_points": 200} and config["figures"]["basis"] == "last_step"
     assert config["training"]["objective"] == "next_token"
     assert config["recording"]["record_every"] == 1
-    assert config["analysis"] == {"early_l2": None, "mid_linf": 1.0, "speed_window": 5, "freeze_fraction": 0.9}
+    assert config["analysis"] == {"early_l2": None, "mid_linf": 1.0, "speed_window": 5, "freeze_fraction": 0.9,
+                                  "h_mean_window": 50}
 
 
 def test_schema_defaults_are_the_embedded_default_config():

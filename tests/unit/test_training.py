@@ -14,14 +14,15 @@ from helpers import ROOT, payload_sha256, python_env, tiny_config, train_tiny
 from flannel.config import data_seed, run_config
 from flannel.errors import TrainingError
 from flannel.recording import Recording, RecordingError
-from flannel.training.loop import window_batches
-from flannel.training.model import build_model, parameter_counts
+from flannel.training import numerics
+from flannel.training.loop import WorkingCopy, window_batches
+from flannel.training.model import DTYPES, HMeanHook, build_model, parameter_counts
 
 NOTEBOOK_MODEL = {"vocab_size": 10000, "n_positions": 128, "n_embd": 64, "n_layer": 2, "n_head": 2, "init_scale": 0.02,
                   "attention": "sdpa"}
-TIED_KEYS = {"recorded_steps", "embeddings", "grads", "momentum", "variance", "logits", "losses", "grad_norms"}
+TIED_KEYS = {"recorded_steps", "embeddings", "grads", "momentum", "variance", "logits", "h_mean", "losses", "grad_norms"}
 UNTIED_KEYS = {"recorded_steps", "embeddings_E", "embeddings_W", "grads_E", "grads_W", "momentum_E", "momentum_W",
-               "variance_E", "variance_W", "logits", "losses", "grad_norms"}
+               "variance_E", "variance_W", "logits", "h_mean", "losses", "grad_norms"}
 SCALARS = {"init_scale", "learning_rate", "weight_decay", "adam_beta1", "adam_beta2", "n_live", "n_dead", "tied_weights"}
 
 
@@ -38,9 +39,11 @@ def test_keys_shapes_dtypes_and_record_count(tiny_runs, tiny_data, tying, keys):
     tensors = load_file(str(tiny_runs[(tying, 42)]))
     assert keys | SCALARS | {"recorded_rows", "dead_indices"} == set(tensors)
     assert tensors["recorded_steps"].tolist() == list(range(steps + 1))
-    for key in keys - {"recorded_steps", "logits", "losses", "grad_norms"}:
+    for key in keys - {"recorded_steps", "logits", "h_mean", "losses", "grad_norms"}:
         assert tensors[key].shape == (steps + 1, V, D) and tensors[key].dtype == torch.bfloat16, key
     assert tensors["logits"].shape == (steps + 1, V) and tensors["logits"].dtype == torch.bfloat16
+    assert tensors["h_mean"].shape == (steps + 1, D) and tensors["h_mean"].dtype == torch.float32
+    assert tensors["h_mean"][1:].abs().sum(dim=1).min() > 0
     assert tensors["losses"].shape == (steps + 1,) and tensors["losses"].dtype == torch.float32
     assert tensors["grad_norms"].shape == (steps + 1,) and tensors["grad_norms"].dtype == torch.float32
     assert math.isnan(tensors["grad_norms"][0].item()) and (tensors["grad_norms"][1:] > 0).all()
@@ -52,7 +55,7 @@ def test_keys_shapes_dtypes_and_record_count(tiny_runs, tiny_data, tying, keys):
 def test_record_zero_is_the_initial_state(tiny_runs):
     tensors = load_file(str(tiny_runs[("untied", 42)]))
     assert math.isnan(tensors["losses"][0].item())
-    for key in ("grads_E", "grads_W", "momentum_E", "momentum_W", "variance_E", "variance_W", "logits"):
+    for key in ("grads_E", "grads_W", "momentum_E", "momentum_W", "variance_E", "variance_W", "logits", "h_mean"):
         assert not tensors[key][0].any(), key
     assert torch.equal(tensors["embeddings_E"][0], tensors["embeddings_W"][0])
 
@@ -247,3 +250,35 @@ def test_one_seed_fixed_the_other_varied(tiny_data, tmp_path, fixed, varied):
     assert torch.equal(*batches) == (fixed == "data_seed")
     # Different batches or different starts: the runs part at step 1 either way.
     assert runs[0].tensor("losses")[1] != runs[1].tensor("losses")[1]
+
+
+@pytest.mark.parametrize("compute_dtype", ["bfloat16", "float32"])
+def test_h_mean_of_a_model_whose_final_layernorm_output_is_known(tiny_data, compute_dtype):
+    """ln_f with weight 0 and bias b outputs b at every position, so h_mean is b exactly (4 x 8 positions: a
+    power of two, so the float32 mean of equal values is exact), on either path's module."""
+    model = build_model(tiny_data["config"]["model"], True, 42, torch.bfloat16)
+    bias = torch.arange(16, dtype=torch.float32).sub(7.5).mul(0.125)  # bf16-exact
+    with torch.no_grad():
+        model.transformer.ln_f.weight.zero_()
+        model.transformer.ln_f.bias.copy_(bias)
+    worker = WorkingCopy(model, DTYPES[compute_dtype], torch.bfloat16).worker
+    hook = HMeanHook(worker)
+    assert hook.value is None
+    worker(input_ids=torch.randint(0, 400, (4, 8), generator=torch.Generator().manual_seed(0)))
+    assert hook.value.dtype == torch.float32 and torch.equal(hook.value, bias)
+
+
+@pytest.mark.parametrize("tying", ["tied", "untied"])
+def test_recorded_h_mean_is_the_step_one_forward_pass_averaged(tiny_runs, tiny_data, tying):
+    """Record 1's h_mean, rebuilt outside the training loop: the initial model's fp32 working copy (the fast
+    path) on step 1's batch, its final LayerNorm output averaged in float32; bitwise the recorded one."""
+    config = tiny_data["config"]
+    training, seq_len = config["training"], config["training"]["seq_len"]
+    model = build_model(config["model"], tying == "tied", 42, torch.bfloat16)
+    worker = WorkingCopy(model, torch.float32, torch.bfloat16).worker
+    hook = HMeanHook(worker)
+    starts = next(window_batches(tiny_data["ids"].numel(), seq_len, training["batch_size"], data_seed(config, 42)))
+    window = tiny_data["ids"][starts[:, None] + torch.arange(seq_len + 1)]
+    with numerics.gradient_kernels(training, torch.device("cpu"), torch.float32):
+        worker(input_ids=window[:, :-1])
+    assert torch.equal(Recording(tiny_runs[(tying, 42)]).record("h_mean", 1), hook.value)

@@ -138,7 +138,7 @@ def test_changing_one_experiments_learning_rate_reruns_that_experiment_only(swee
     result = snakemake(sweeps_run, "-n", "--cores", "1", "--configfile", "config/test.yaml", "config/changed.yaml")
     jobs = job_counts(result.stdout)
     per_run = {"train": 1, "analyse_run": 1, "adam_accounting": 1, "lattice": 1, "epochs": 1, "hop_condition": 1,
-               "freeze_causes": 1, "five_phases": 1, "kinetics": 1}
+               "freeze_causes": 1, "five_phases": 1, "kinetics": 1, "h_mean": 1}
     per_experiment = {"replica": 1, "sanity_check": 1, "sanity_verdict": 1, "figures": 1, "report_tables": 1,
                       "epochs_table": 1, "freeze_summary": 1, "film": 1, "explorer": 1}  # film, explorer: its reference run
     assert jobs == {**per_run, **per_experiment, "experiments_summary": 1, "all": 1}, jobs

@@ -4,7 +4,9 @@ after notebook 1.24, and per matrix the median and range of each over the runs (
 Columns: `run`, `tying`, `seed`, `matrix`; the hop predictor over the run (flannel.analysis.hop_condition),
 for dead and live rows: {dead,live}_predicted, _observed, _both, _precision, _recall; the freeze causes' shares
 over the frozen dead rows (flannel.analysis.freeze_causes.shares); the dead rows' global-freeze runs
-(flannel.analysis.five_phases.run_summary); the kinetics scalars (flannel.analysis.kinetics).
+(flannel.analysis.five_phases.run_summary); the kinetics scalars (flannel.analysis.kinetics); the h_mean
+scalars (flannel.analysis.h_mean: its mean autocorrelation and angle to the dead centroid's step, each cloud's
+liftoff, the live/dead separation, the largest swing).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pandas as pd
 from ..outputs import read_table
 from .five_phases import RUN_COLUMNS, run_summary
 from .freeze_causes import shares
+from .h_mean import RUN_COLUMNS as H_MEAN_COLUMNS
 from .hop_condition import precision_recall
 from .rows import GROUPS
 
@@ -32,6 +35,7 @@ def summary_table(runs, inputs: dict[str, list[str]]) -> pd.DataFrame:
         causes = read_table(inputs["causes"][index], CAUSE_COLUMNS)
         still = read_table(inputs["phase_runs"][index], RUN_COLUMNS)
         kinetics = read_table(inputs["kinetics"][index], KINETICS_COLUMNS).set_index("matrix")
+        h_mean = read_table(inputs["h_mean"][index], H_MEAN_COLUMNS).set_index("matrix")
         for side in ("W",) if tying == "tied" else ("E", "W"):
             row = {"run": f"{tying} seed {seed}", "tying": tying, "seed": seed, "matrix": side}
             for group in GROUPS:
@@ -39,6 +43,7 @@ def summary_table(runs, inputs: dict[str, list[str]]) -> pd.DataFrame:
             row.update(shares(causes, side))
             row.update(run_summary(still, side))
             row.update(kinetics.loc[side].to_dict())
+            row.update(h_mean.loc[side].to_dict())
             found.append(row)
     return pd.DataFrame(found)
 

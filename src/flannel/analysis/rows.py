@@ -1,11 +1,15 @@
 """What a recording's rows and steps mean, shared by every analysis of it: the dead and live groups of the
-recorded rows, the recorded matrices (tied W, untied E and W), and the LR each optimizer step ran at under the
+recorded rows and their tokens' text, the recorded matrices (tied W, untied E and W), and the LR each optimizer step ran at under the
 config's schedule. Kept apart from the tables (flannel.analysis.per_step) so that the Adam replay
 (flannel.analysis.adam, which the sanity check runs) and the lattice analysis depend on these definitions
 only, not on the table code."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
 import torch
 
 from ..errors import AnalysisError
@@ -52,3 +56,12 @@ def require_matching(reference: Recording, other: Recording) -> None:
     for name in ("recorded_steps", "recorded_rows", "dead_indices"):
         if not torch.equal(reference.tensor(name), other.tensor(name)):
             raise AnalysisError(f"{other.path}: {name} differ from those of {reference.path}; the runs cannot be paired")
+
+
+def token_table(path: str | Path, ids: np.ndarray) -> pd.DataFrame:
+    """The recorded tokens' rows of the live/dead token table (token_id, token, count), in recorded order."""
+    table = pd.read_csv(path, keep_default_na=False, dtype={"token": str})
+    missing = sorted(set(ids.tolist()) - set(table["token_id"].tolist()))
+    if missing:
+        raise AnalysisError(f"{path}: no row for token ids {missing[:5]}; rerun rule live_dead_tokens")
+    return table.set_index("token_id").loc[ids].reset_index()

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..analysis.metrics import rows64
-from ..analysis.rows import dead_rows, sides
+from ..analysis.rows import dead_rows, sides, token_table
 from ..errors import AnalysisError
 from ..outputs import read_table
 from ..recording import Recording
@@ -40,15 +40,6 @@ def distance_series(recording: Recording, dead: np.ndarray, indices: list[int]) 
     key = recording.matrix("embeddings", "W")
     pairs = [distances(recording.record(key, index), dead) for index in indices]
     return np.stack([origin for origin, _ in pairs], axis=1), np.stack([centroid for _, centroid in pairs], axis=1)
-
-
-def token_table(path: str | Path, ids: np.ndarray) -> pd.DataFrame:
-    """The recorded tokens' rows of the live/dead token table (token_id, token, count), in recorded order."""
-    table = pd.read_csv(path, keep_default_na=False, dtype={"token": str})
-    missing = sorted(set(ids.tolist()) - set(table["token_id"].tolist()))
-    if missing:
-        raise AnalysisError(f"{path}: no row for token ids {missing[:5]}; rerun rule live_dead_tokens")
-    return table.set_index("token_id").loc[ids].reset_index()
 
 
 def phases(rows: pd.DataFrame, side: str, ids: np.ndarray, path) -> dict[str, list]:

@@ -51,6 +51,8 @@ FIGURES = {
     "u_kinetics": Figure("Dead-cloud geometry", "kinetics and flow of the dead rows"),
     "v_supernova": Figure("Dead-cloud geometry", "supernova curves of the dead rows"),
     "w_freeze_causes": Figure(HOP, "freeze causes by counterfactuals", quantities=("grads",) + ADAM_STATE),
+    "x_h_mean": Figure("Dead-cloud geometry", "h_mean: persistence, angle to the dead centroid's step, liftoff, swing",
+                       quantities=("embeddings", "h_mean")),
 }
 
 # Drawn once from the summary across experiments (flannel.report.experiments), into results/experiments/figures/.

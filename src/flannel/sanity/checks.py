@@ -36,7 +36,7 @@ CHECKS = {  # name: (number, title)
 REPRODUCIBILITY = ("initial_state", "replica", "adam_replay")
 # Within one record, the order in which a step computes its quantities (forward, backward, optimizer
 # state, weights), so the first differing tensor reported is the earliest cause, not a consequence.
-CAUSAL_ORDER = ("logits", "losses", "grads", "grad_norms", "momentum", "variance", "embeddings")
+CAUSAL_ORDER = ("h_mean", "logits", "losses", "grads", "grad_norms", "momentum", "variance", "embeddings")
 # Header entries that decide a run's bytes besides its config: a difference there explains a difference below.
 PROVENANCE = ("numerics", "hardware", "device", "versions")
 

@@ -30,7 +30,7 @@ from ..data.tokens import check_windows, window_count
 from ..errors import ConfigError, TrainingError
 from ..outputs import write_tsv
 from . import numerics
-from .model import DTYPES, build_model, embedding_E, state_sha256, unembedding_W
+from .model import DTYPES, HMeanHook, build_model, embedding_E, state_sha256, unembedding_W
 from .checkpoint import Checkpoint, Stopped, pause_point, rng_state, set_rng_state
 from .checkpoint import unavailable as checkpoint_unavailable
 from .recorder import RunRecorder
@@ -268,6 +268,7 @@ def train_run(config: dict, run: Run, token_ids: torch.Tensor, masks: dict[str, 
     param_dtype, compute_dtype = DTYPES[training["param_dtype"]], DTYPES[training["compute_dtype"]]
     model = build_model(config["model"], run.tied, init_seed(config, run.seed), param_dtype).to(device)
     working = WorkingCopy(model, compute_dtype, param_dtype)
+    h_mean = HMeanHook(working.worker)
     stepped = StateDtype(working.params, DTYPES[training["optimizer_state_dtype"] or training["param_dtype"]])
     optimizer = adamw(stepped.params, training)
     scheduler = lr_scheduler(optimizer, training)
@@ -317,7 +318,7 @@ def train_run(config: dict, run: Run, token_ids: torch.Tensor, masks: dict[str, 
             variance.after_step(previous_variance)
             if is_record:
                 recorder.record(step, recorded, optimizer, grads, logits[0, -1].detach(), loss.item(), grad_norm.item(),
-                                state_of=state_of)
+                                state_of=state_of, h_mean=h_mean.value)
             if step % training["log_every"] == 0 or step == steps:
                 _log_progress(run, step, steps, step - start, loss.item(), time.perf_counter() - started)
             pause_point(f"step:{step}")

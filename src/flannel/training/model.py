@@ -71,3 +71,18 @@ def parameter_counts(net: GPT2LMHeadModel) -> dict[str, int]:
     E, W = embedding_E(net), unembedding_W(net)
     embeddings = E.numel() + (0 if E is W else W.numel())
     return {"total": total, "embedding_E": E.numel(), "unembedding_W": W.numel(), "other": total - embeddings}
+
+
+class HMeanHook:
+    """h_mean: the final LayerNorm's output (transformer.ln_f, the h that meets W in the logits) averaged over
+    batch and positions, kept from the latest forward pass of `net`, the module that computes the gradients.
+    That output is float32 on the fast path (the fp32 working copy) and bfloat16 on the faithful path (the
+    bf16 model itself); either is widened exactly to float32 and averaged in float32. The hook only reads a
+    detached output, so the forward and backward pass, and every other recorded byte, are as without it."""
+
+    def __init__(self, net: GPT2LMHeadModel):
+        self.value: torch.Tensor | None = None  # None until the first forward pass
+        net.transformer.ln_f.register_forward_hook(self._keep)
+
+    def _keep(self, module, inputs, output: torch.Tensor) -> None:
+        self.value = output.detach().to(torch.float32).mean(dim=(0, 1))

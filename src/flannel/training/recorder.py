@@ -12,8 +12,9 @@ from ..recording import FORMAT, StreamingSafetensors, matrix_keys
 
 class RunRecorder:
     """The notebooks' recorder, streamed. Record 0 is the initial state (zero grads and moments, NaN loss,
-    zero logits); record k follows optimizer step k x record_every: weights and Adam moments after the step,
-    grads before it (before clipping), the logits of sequence 0 at its last position, the step's loss, and the
+    zero logits and h_mean); record k follows optimizer step k x record_every: weights and Adam moments after the
+    step, grads before it (before clipping), the logits of sequence 0 at its last position, the step's h_mean
+    (float32 [n_embd]: flannel.training.model.HMeanHook), the step's loss, and the
     global gradient norm over all parameters before clipping (`grad_norms`, float32; exact, as the norm is
     computed in the grads' dtype, bf16 or fp32), from which a replay gets the clipping factor."""
 
@@ -27,6 +28,7 @@ class RunRecorder:
         self.all_rows = rows.numel() == vocab_size and bool(torch.equal(rows, torch.arange(vocab_size)))
         self.keys = matrix_keys(tied, quantities)
         self.with_logits = "logits" in quantities
+        self.with_h_mean = "h_mean" in quantities
         specs = {key: (dtype, (n_records, rows.numel(), n_embd)) for key in self.keys}
         specs["losses"] = (torch.float32, (n_records,))
         specs["grad_norms"] = (torch.float32, (n_records,))
@@ -34,6 +36,8 @@ class RunRecorder:
         specs["recorded_rows"] = (torch.int64, (rows.numel(),))
         if self.with_logits:
             specs["logits"] = (dtype, (n_records, vocab_size))
+        if self.with_h_mean:
+            specs["h_mean"] = (torch.float32, (n_records, n_embd))
         for name, value in scalars.items():
             specs[name] = (value.dtype, tuple(value.shape))
         metadata = {**metadata, "format": FORMAT, "complete": "false", "state_sha256_final": "0" * 64}
@@ -63,10 +67,11 @@ class RunRecorder:
 
     def record(self, step: int, params: dict[str, torch.nn.Parameter], optimizer, grads: dict | None,
                logits_row: torch.Tensor | None, loss: float, grad_norm: float = float("nan"),
-               state_of: dict | None = None) -> None:
+               state_of: dict | None = None, h_mean: torch.Tensor | None = None) -> None:
         """`params` maps "E"/"W" to the embedding and unembedding (one entry, "W", when tied); `grad_norm` is
         the step's global gradient norm over every parameter before clipping (NaN at record 0); `state_of`
-        maps a parameter to the tensor the optimizer steps for it, where that is not the parameter itself."""
+        maps a parameter to the tensor the optimizer steps for it, where that is not the parameter itself;
+        `h_mean` the step's h_mean (None at record 0: zeros)."""
         record = {}
         for side, param in params.items():
             state = optimizer.state.get((state_of or {}).get(param, param), {})
@@ -82,6 +87,8 @@ class RunRecorder:
                     record[key] = value()
         if self.with_logits:
             record["logits"] = logits_row if logits_row is not None else torch.zeros(self.file.specs["logits"][1][1])
+        if self.with_h_mean:
+            record["h_mean"] = h_mean if h_mean is not None else torch.zeros(self.file.specs["h_mean"][1][1])
         record["losses"] = torch.tensor(loss, dtype=torch.float32)
         record["grad_norms"] = torch.tensor(grad_norm, dtype=torch.float32)
         record["recorded_steps"] = torch.tensor(step, dtype=torch.int64)
