@@ -18,6 +18,8 @@ PHASE_ROWS = "results/{experiment}/analysis/phases/{tying}/seed{seed}.rows.tsv"
 PHASE_RUNS = "results/{experiment}/analysis/phases/{tying}/seed{seed}.runs.tsv"
 KINETICS_STEPS = "results/{experiment}/analysis/kinetics/{tying}/seed{seed}.tsv"
 KINETICS_RUNS = "results/{experiment}/analysis/kinetics/{tying}/seed{seed}.runs.tsv"
+LIFESPAN_ROWS = "results/{experiment}/analysis/lifespan/{tying}/seed{seed}.rows.tsv"
+LIFESPAN_RUNS = "results/{experiment}/analysis/lifespan/{tying}/seed{seed}.tsv"
 FREEZE_SUMMARY = "results/{experiment}/analysis/freeze_summary.tsv"
 FREEZE_ACROSS_RUNS = "results/{experiment}/analysis/freeze_summary_across_runs.tsv"
 
