@@ -34,6 +34,11 @@ def analysis_tables(wildcards):
     return per_run(wildcards.experiment, ANALYSIS_TABLE)
 
 
+def lifespan_tables(wildcards):
+    """Every run's lifespan run table, in run_ids() order."""
+    return per_run(wildcards.experiment, LIFESPAN_RUNS)
+
+
 def paired_files(experiment, pattern):
     """`pattern` (with {experiment} and {seed}) for every seed trained both tied and untied."""
     return [

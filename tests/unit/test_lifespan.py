@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import pytest
 import torch
 from helpers import write_recording
@@ -57,6 +58,14 @@ def test_each_dead_row_has_its_known_lifespan_and_start(tmp_path):
                                                           math.degrees(math.acos(2 / math.sqrt(5))), 90])
     # cos^2 with h_mean over steps 1..lifespan; row 0's zero gradient at step 2 has no direction and is left out
     assert rows["grad_share_h_mean"].tolist() == pytest.approx([0.5, (1 + 1 + 0.8) / 3, 0.25, (1 + 1 + 0.2) / 3])
+    # Per step, cos(dC - dW_i, w_i - c) and cos(g_i - mean g, w_i - c) before the step (worked by hand); row 1
+    # sits on the centroid before step 3, where neither has a direction.
+    assert rows["step_pull"].tolist() == pytest.approx([(-1 + 1 + 1) / 3, (1 + 1) / 2, (0 + 0.25 / math.sqrt(1.0625) + 0) / 3,
+                                                        (0 - 0.6 + math.sqrt(0.5)) / 3])
+    assert rows["grad_pull"].tolist() == pytest.approx([(1 - math.sqrt(0.1) + math.sqrt(0.5)) / 3,
+                                                        (1 / math.sqrt(5) + math.sqrt(0.5)) / 2,
+                                                        (-2 / math.sqrt(5) + 0.4375 / math.sqrt(0.625 * 1.0625) + math.sqrt(0.5)) / 3,
+                                                        (0 - math.sqrt(0.02) + 0.5 / math.sqrt(1.25)) / 3])
 
 
 def test_the_run_table_ranks_and_measures_the_contraction(tmp_path):
@@ -74,6 +83,8 @@ def test_the_run_table_ranks_and_measures_the_contraction(tmp_path):
     assert run["spread_along_ratio"] == pytest.approx(math.sqrt(0.375))
     assert run["spread_across_ratio"] == pytest.approx(1.0)
     assert run["drift_h_mean"] == pytest.approx(2 / math.sqrt(13))  # drift (1.25, 0), mean h_mean (2/3, 1)
+    rows = lifespan.lifespan_rows(path, lattice_rows)
+    assert run["step_pull"] == pytest.approx(rows["step_pull"].median())  # the middle two of four rows' means
 
 
 def test_without_h_mean_its_measurements_are_empty(tmp_path):
@@ -96,3 +107,12 @@ def test_without_h_mean_its_measurements_are_empty(tmp_path):
 def test_spearman_known_answers(x, y, expected):
     found = lifespan.spearman(x, y)
     assert math.isnan(found) if math.isnan(expected) else found == pytest.approx(expected)
+
+
+def test_a_row_that_never_moved_has_no_lifespan_and_a_moving_one_ranks_last():
+    # The lattice rows table's conventions: never moved: last_move 0, frozen from 0; still moving: no frozen_from.
+    table = pd.DataFrame({"matrix": ["W", "W", "W", "E"], "token": [7, 8, 9, 7], "frozen_from": [0, 5, math.nan, 0],
+                          "last_move": [0, 4, 10, 0]})
+    found = lifespan.lifespans(table, "W", [9, 8, 7], last_step=10)
+    assert found["lifespan"].tolist()[:2] == [11, 5] and math.isnan(found["lifespan"].iloc[2])
+    assert found["still_moving"].tolist() == [1, 0, 0]

@@ -16,6 +16,12 @@ moving at the last record), and what the row started with or went through:
                      cos^2(g_i(t), h_mean(t)): the share of its gradient's squared norm along h_mean (NaN without
                      h_mean or grads)
   travel             |w_i(T) - w_i(0)|
+  grad_pull          mean over steps of cos(g_i - mean_j g_j, w_i - c), W and c before the step: positive where
+                     the gradient's own part (what sets it apart from the other dead rows') points away from the
+                     centroid, so that descent pulls the row in (NaN without grads)
+  step_pull          mean over steps of cos(dC - dW_i, w_i - c): positive where the row's own step took it
+                     towards the centroid (what the optimizer did with that gradient, Adam and the bf16 lattice
+                     included)
 
 Run table (one row per matrix): `dead_rows`, `with_lifespan` (rows that moved), `still_moving`, `h_mean` (1 if
 recorded), `rho_<quantity>` (Spearman rank correlation of lifespan with each quantity above but travel; NaN
@@ -24,7 +30,8 @@ independent ranks give one time in twenty), `rho_travel_lead` (Spearman of trave
 trailing rows travel farther, so the cloud contracts by catching up), `radius_ratio` (mean |w_i - c| at the last
 record over t = 0), `spread_along_ratio` and `spread_across_ratio` (the same for the rows' offsets along the
 drift direction and across it, root mean square), `drift_h_mean` (cos(c(T) - c(0), the mean h_mean of the
-run): -1 when the cloud moves straight away from h_mean; NaN without h_mean).
+run): -1 when the cloud moves straight away from h_mean; NaN without h_mean), `grad_pull` and `step_pull` (their
+medians over the dead rows: which of the gradient and the step contracts the cloud).
 """
 
 from __future__ import annotations
@@ -43,10 +50,11 @@ from .rows import dead_rows, sides
 
 QUANTITIES = ("initial_norm", "angle_centroid", "lead", "grad_norm_1", "angle_h_mean", "grad_share_h_mean")
 NEEDS_H_MEAN = ("angle_h_mean", "grad_share_h_mean")
-ROW_COLUMNS = ["matrix", "token", "lifespan", "still_moving", *QUANTITIES, "travel"]
+PULLS = ("grad_pull", "step_pull")
+ROW_COLUMNS = ["matrix", "token", "lifespan", "still_moving", *QUANTITIES, "travel", *PULLS]
 RUN_COLUMNS = ["matrix", "dead_rows", "with_lifespan", "still_moving", "h_mean", *(f"rho_{q}" for q in QUANTITIES),
                "rho_null", "rho_travel_lead", "radius_ratio", "spread_along_ratio", "spread_across_ratio",
-               "drift_h_mean"]
+               "drift_h_mean", *PULLS]
 LATTICE_COLUMNS = ("matrix", "token", "dead", "frozen_from", "last_move")
 
 
@@ -70,28 +78,48 @@ def degrees(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def lifespans(lattice_rows: pd.DataFrame, side: str, tokens: list[int], last_step: int) -> pd.DataFrame:
     """Per recorded token of one matrix (in `tokens` order): `lifespan` and `still_moving` (module docstring)."""
     mine = lattice_rows[lattice_rows["matrix"] == side].set_index("token").reindex(tokens)
-    moved = mine["last_move"].notna().to_numpy()
+    moved = (mine["last_move"].fillna(0) > 0).to_numpy()  # the lattice table puts a row that never moved at step 0
     still = moved & mine["frozen_from"].isna().to_numpy()
     lifespan = np.where(still, last_step + 1, mine["frozen_from"].to_numpy(dtype=float))
     return pd.DataFrame({"lifespan": np.where(moved, lifespan, math.nan), "still_moving": still.astype(int)})
 
 
-class GradShare:
-    """Per row, the running sum of cos^2(g_i(t), h_mean(t)) over the steps up to its freeze, and their count."""
+class RowMean:
+    """Per row, the mean of a per-step value over the steps it counts (NaN values, such as the cosine of a
+    zero vector, left out; NaN for a row with none)."""
 
-    def __init__(self, freeze: torch.Tensor):
-        self.freeze = freeze
-        self.total = torch.zeros_like(freeze, dtype=torch.float64)
+    def __init__(self, n_rows: int):
+        self.total = torch.zeros(n_rows, dtype=torch.float64)
         self.count = torch.zeros_like(self.total)
 
-    def add(self, step: int, grad: torch.Tensor, h: torch.Tensor) -> None:
-        squared = cosines(grad, h.expand_as(grad)) ** 2
-        alive = (step <= self.freeze) & ~squared.isnan()
-        self.total[alive] += squared[alive]
-        self.count[alive] += 1
+    def add(self, values: torch.Tensor, counted: torch.Tensor | bool = True) -> None:
+        kept = ~values.isnan() & counted
+        self.total[kept] += values[kept]
+        self.count[kept] += 1
 
     def mean(self) -> torch.Tensor:
         return torch.where(self.count > 0, self.total / self.count, torch.full_like(self.total, math.nan))
+
+
+def _through_the_run(recording: Recording, side: str, dead: torch.Tensor, lifespan: torch.Tensor) -> dict:
+    """One pass over the records (module docstring): the pulls toward the centroid and the gradient's share
+    along h_mean, each a mean over steps per dead row (NaN where its inputs were not recorded)."""
+    key, grads = recording.matrix("embeddings", side), recording.matrix("grads", side)
+    has_grads, has_h = grads in recording.keys, "h_mean" in recording.keys
+    means = {name: RowMean(int(dead.sum())) for name in ("grad_pull", "step_pull", "grad_share_h_mean")}
+    steps, before = recording.steps(), recording.record(key, 0)[dead].double()
+    for index in range(1, len(steps)):
+        x = recording.record(key, index)[dead].double()
+        offset, dw = before - before.mean(dim=0), x - before
+        means["step_pull"].add(cosines(dw.mean(dim=0) - dw, offset))
+        if has_grads:
+            g = recording.record(grads, index)[dead].double()  # taken at `before`
+            means["grad_pull"].add(cosines(g - g.mean(dim=0), offset))
+            if has_h:
+                h = recording.record("h_mean", index).double().expand_as(g)
+                means["grad_share_h_mean"].add(cosines(g, h) ** 2, steps[index] <= lifespan)
+        before = x
+    return {name: mean.mean() for name, mean in means.items()}
 
 
 def _matrix_rows(recording: Recording, side: str, dead: torch.Tensor, found: pd.DataFrame) -> pd.DataFrame:
@@ -103,17 +131,14 @@ def _matrix_rows(recording: Recording, side: str, dead: torch.Tensor, found: pd.
     nan = torch.full((first.shape[0],), math.nan, dtype=torch.float64)
     columns = {"initial_norm": torch.linalg.vector_norm(first, dim=1), "angle_centroid": degrees(first, c0.expand_as(first)),
                "lead": cosines(first - c0, drift.expand_as(first)), "grad_norm_1": nan, "angle_h_mean": nan,
-               "grad_share_h_mean": nan, "travel": torch.linalg.vector_norm(last - first, dim=1)}
-    grads, h_mean = recording.matrix("grads", side), "h_mean" in recording.keys
+               "travel": torch.linalg.vector_norm(last - first, dim=1)}
+    grads = recording.matrix("grads", side)
     if grads in recording.keys and len(steps) > 1:
         columns["grad_norm_1"] = torch.linalg.vector_norm(recording.record(grads, 1)[dead].double(), dim=1)
-    if h_mean and len(steps) > 1:
+    if "h_mean" in recording.keys and len(steps) > 1:
         columns["angle_h_mean"] = degrees(first, recording.record("h_mean", 1).double().expand_as(first))
-    if h_mean and grads in recording.keys:
-        share = GradShare(torch.tensor(found["lifespan"].fillna(-1).to_numpy(), dtype=torch.float64))
-        for index in range(1, len(steps)):
-            share.add(steps[index], recording.record(grads, index)[dead].double(), recording.record("h_mean", index).double())
-        columns["grad_share_h_mean"] = share.mean()
+    lifespan = torch.tensor(found["lifespan"].fillna(-1).to_numpy(), dtype=torch.float64)
+    columns.update(_through_the_run(recording, side, dead, lifespan))
     return found.assign(**{name: value.numpy() for name, value in columns.items()})
 
 
@@ -168,7 +193,8 @@ def run_table(path: str | Path, rows: pd.DataFrame) -> pd.DataFrame:
                "h_mean": int(h_mean), **{f"rho_{q}": spearman(mine["lifespan"], mine[q]) for q in QUANTITIES},
                "rho_null": 1.96 / math.sqrt(n - 1) if n > 1 else math.nan,
                "rho_travel_lead": spearman(mine["travel"], mine["lead"]),
-               **(spreads(first, last) if len(mine) else {}), "drift_h_mean": math.nan}
+               **(spreads(first, last) if len(mine) else {}), "drift_h_mean": math.nan,
+               **{name: float(mine[name].median()) for name in PULLS}}
         if h_mean and len(mine) and len(steps) > 1:
             mean_h = recording.tensor("h_mean")[1:].double().mean(dim=0, keepdim=True)
             row["drift_h_mean"] = cosines((last.mean(dim=0) - first.mean(dim=0))[None], mean_h).item()

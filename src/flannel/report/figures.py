@@ -51,6 +51,7 @@ FIGURES = {
     "u_kinetics": Figure("Dead-cloud geometry", "kinetics and flow of the dead rows"),
     "v_supernova": Figure("Dead-cloud geometry", "supernova curves of the dead rows"),
     "w_freeze_causes": Figure(HOP, "freeze causes by counterfactuals", quantities=("grads",) + ADAM_STATE),
+    "x_lifespan": Figure("Freeze and optimisation", "freeze step per dead row against its start; the cloud's catch-up"),
 }
 
 # Drawn once from the summary across experiments (flannel.report.experiments), into results/experiments/figures/.
