@@ -78,6 +78,8 @@ def test_the_open_questions_are_answered_with_the_median_and_range_over_seeds():
     assert "initial norm 0.4 [0.3, 0.5] over 2 seeds" in rows[OPEN_QUESTIONS[1]][1]
     # the angle to h_mean is beyond chance in one seed only: not a structure
     assert rows[OPEN_QUESTIONS[2]][0] == "tied W: yes, by initial norm (beyond chance and of one sign in every seed)."
+    one_seed = open_question_rows({"tied": seeds[:1], "untied": []})[2][1]
+    assert one_seed == "tied W: suggested by initial norm, initial angle to h_mean (beyond chance in its only seed); more seeds would settle it."
 
 
 def test_censored_lifespans_and_no_h_mean_say_what_would_settle_them():

@@ -101,7 +101,7 @@ OPEN_QUESTIONS = ("Why does the dead cloud contract as it moves?", "What sets a 
 FACTOR_WORDS = {"initial_norm": "initial norm", "angle_centroid": "initial angle to the dead centroid",
                 "lead": "initial lead along the drift", "grad_norm_1": "step-1 gradient norm",
                 "angle_h_mean": "initial angle to h_mean", "grad_share_h_mean": "gradient's share along h_mean"}
-NEEDS_H_MEAN = ("the angle to h_mean and the gradient's share along it need h_mean, which these runs did not record "
+H_MEAN_NOTE = ("the angle to h_mean and the gradient's share along it need h_mean, which these runs did not record "
                 "(recording.quantities lacks h_mean)")
 
 
@@ -121,7 +121,7 @@ def _w_rows(lifespans: dict[str, list[pd.DataFrame]]) -> dict[str, pd.DataFrame]
 
 
 def _h_mean_note(runs: dict[str, pd.DataFrame]) -> str:
-    return "" if all((rows["h_mean"] == 1).all() for rows in runs.values()) else f" ({NEEDS_H_MEAN})"
+    return "" if all((rows["h_mean"] == 1).all() for rows in runs.values()) else f" ({H_MEAN_NOTE})"
 
 
 def _column_median(rows: pd.DataFrame, column: str) -> float:
@@ -203,9 +203,13 @@ def answer_structure(runs: dict[str, pd.DataFrame]) -> tuple[str, str]:
             continue
         steady = [FACTOR_WORDS[q] for q in FACTOR_WORDS if rows[f"rho_{q}"].notna().all()
                   and ((rows[f"rho_{q}"] > rows["rho_null"]).all() or (rows[f"rho_{q}"] < -rows["rho_null"]).all())]
-        answers.append(f"{label}: yes, by {', '.join(steady)} (beyond chance and of one sign in every seed)." if steady
-                       else f"{label}: not by these measurements: none ranks with the freeze step beyond chance in every "
-                            "seed; a measurement of each row's push (its softmax weight over training) would say more.")
+        if steady and len(rows) < 2:
+            answers.append(f"{label}: suggested by {', '.join(steady)} (beyond chance in its only seed); more seeds "
+                           "would settle it.")
+        else:
+            answers.append(f"{label}: yes, by {', '.join(steady)} (beyond chance and of one sign in every seed)." if steady
+                           else f"{label}: not by these measurements: none ranks with the freeze step beyond chance in "
+                                "every seed; a measurement of each row's push (its softmax weight over training) would say more.")
     numbers = "; ".join(f"{label}: freeze steps ranked over {int(rows['with_lifespan'].median())} dead rows per seed, "
                         f"{int(rows['still_moving'].median())} still moving at the end (median)" for label, rows in runs.items())
     return " ".join(answers) + _h_mean_note(runs), numbers
