@@ -12,6 +12,7 @@ import torch
 from helpers import write_recording
 
 from flannel.analysis import lattice, lifespan
+from flannel.errors import AnalysisError
 from flannel.outputs import write_table
 
 BF16 = torch.bfloat16
@@ -116,3 +117,11 @@ def test_a_row_that_never_moved_has_no_lifespan_and_a_moving_one_ranks_last():
     found = lifespan.lifespans(table, "W", [9, 8, 7], last_step=10)
     assert found["lifespan"].tolist()[:2] == [11, 5] and math.isnan(found["lifespan"].iloc[2])
     assert found["still_moving"].tolist() == [1, 0, 0]
+
+
+def test_a_lattice_table_of_another_run_is_refused_naming_it(tmp_path):
+    path, lattice_rows = cloud(tmp_path, h_mean=False)
+    table = pd.read_csv(lattice_rows, sep="\t")
+    table[table["token"] != 2].to_csv(tmp_path / "other.rows.tsv", sep="\t", index=False)
+    with pytest.raises(AnalysisError, match=r"other\.rows\.tsv: no row of W for dead token\(s\) \[2\]"):
+        lifespan.lifespan_rows(path, tmp_path / "other.rows.tsv")

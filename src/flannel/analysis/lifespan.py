@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..errors import AnalysisError
 from ..outputs import read_table
 from ..recording import Recording
 from .kinetics import cosines
@@ -150,6 +151,10 @@ def lifespan_rows(path: str | Path, lattice_rows_path: str | Path) -> pd.DataFra
     tokens = recording.tensor("recorded_rows")[dead].tolist()
     found = []
     for side in sides(recording):
+        listed = set(lattice_rows.loc[lattice_rows["matrix"] == side, "token"])
+        if not set(tokens) <= listed:
+            raise AnalysisError(f"{lattice_rows_path}: no row of {side} for dead token(s) "
+                                f"{sorted(set(tokens) - listed)[:5]} of {recording.path}; rerun its lattice rule")
         spans = lifespans(lattice_rows, side, tokens, steps[-1])
         found.append(_matrix_rows(recording, side, dead, spans.assign(matrix=side, token=tokens)))
     return pd.concat(found, ignore_index=True)[ROW_COLUMNS] if found else pd.DataFrame(columns=ROW_COLUMNS)
