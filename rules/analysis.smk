@@ -269,6 +269,28 @@ rule h_mean:
         "../workflow/scripts/h_mean.py"
 
 
+# The series' open questions per dead row: its freeze step against its start (norm, angles to the dead centroid
+# and to h_mean, its gradient's share along h_mean), and the dead cloud's contraction along and across its drift.
+rule lifespan:
+    input:
+        run=RUN,
+        lattice_rows=LATTICE_ROWS,
+    output:
+        rows=LIFESPAN_ROWS,
+        runs=LIFESPAN_RUNS,
+    log:
+        "logs/{experiment}/analysis/lifespan/{tying}/seed{seed}.log",
+    benchmark:
+        "benchmarks/{experiment}/analysis/lifespan/{tying}/seed{seed}.tsv"
+    localrule: True
+    conda:
+        "../envs/flannel.yaml"
+    params:
+        code=code_digest("lifespan.py"),
+    script:
+        "../workflow/scripts/lifespan.py"
+
+
 rule freeze_summary:
     input:
         unpack(freeze_summary_inputs),

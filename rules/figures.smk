@@ -32,6 +32,7 @@ rule report_tables:
     input:
         runs=analysis_tables,
         decomposition=decomposition_tables,
+        lifespan=lifespan_tables,
     output:
         **report_table_outputs(),
     log:

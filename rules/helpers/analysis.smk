@@ -21,6 +21,8 @@ KINETICS_RUNS = "results/{experiment}/analysis/kinetics/{tying}/seed{seed}.runs.
 H_MEAN_STEPS = "results/{experiment}/analysis/h_mean/{tying}/seed{seed}.tsv"
 H_MEAN_RUNS = "results/{experiment}/analysis/h_mean/{tying}/seed{seed}.runs.tsv"
 H_MEAN_TOKENS = "results/{experiment}/analysis/h_mean/{tying}/seed{seed}.tokens.tsv"
+LIFESPAN_ROWS = "results/{experiment}/analysis/lifespan/{tying}/seed{seed}.rows.tsv"
+LIFESPAN_RUNS = "results/{experiment}/analysis/lifespan/{tying}/seed{seed}.tsv"
 FREEZE_SUMMARY = "results/{experiment}/analysis/freeze_summary.tsv"
 FREEZE_ACROSS_RUNS = "results/{experiment}/analysis/freeze_summary_across_runs.tsv"
 
@@ -33,6 +35,11 @@ def analysis_settings(*keys):
 def analysis_tables(wildcards):
     """Every run's analysis table, in run_ids() order."""
     return per_run(wildcards.experiment, ANALYSIS_TABLE)
+
+
+def lifespan_tables(wildcards):
+    """Every run's lifespan run table, in run_ids() order."""
+    return per_run(wildcards.experiment, LIFESPAN_RUNS)
 
 
 def paired_files(experiment, pattern):

@@ -4,14 +4,24 @@ SUMMARY_TABLE = "results/experiments/summary.html"
 SUMMARY_FIGURE = "results/experiments/figures/{name}.png"
 
 
+def per_summary_run(pattern):
+    """`pattern` (with {experiment}, {tying} and {seed}) for every run of every experiment, in summary_runs() order."""
+    return [fill(pattern, experiment=e, tying=tying, seed=seed) for e, tying, seed in summary_runs()]
+
+
 def summary_inputs():
     """Every run's analysis table, experiment by experiment, in summary_runs() order."""
-    return [fill(ANALYSIS_TABLE, experiment=e, tying=tying, seed=seed) for e, tying, seed in summary_runs()]
+    return per_summary_run(ANALYSIS_TABLE)
 
 
 def epoch_tables():
     """Each experiment's epochs table (the freeze onsets), in EXPERIMENTS order."""
     return [fill(EPOCH_TABLE, experiment=experiment) for experiment in EXPERIMENTS]
+
+
+def freeze_summaries():
+    """Each experiment's freeze summary, in EXPERIMENTS order."""
+    return [fill(FREEZE_SUMMARY, experiment=experiment) for experiment in EXPERIMENTS]
 
 
 def summary_settings():

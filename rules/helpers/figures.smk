@@ -7,7 +7,7 @@ EXPLORER = "results/{experiment}/report/explorer/{tying}/seed{seed}.html"
 REPORT_TABLES = {
     "run_summary": "one row per run",
     "first_step": "step 1 against lr x sqrt(D)",
-    "findings": "notebook 1.20b's next steps, answered",
+    "findings": "notebook 1.20b's next steps and the series' open questions, answered",
 }
 
 
@@ -15,8 +15,8 @@ def figure_inputs(wildcards):
     """The named input lists the figures read: the tables of every run, the reference seed's recordings
     (per-row views), the decomposition tables, the Adam accounting and lattice tables (rows: the reference seed's),
     the epoch series and table, the tied-vs-untied distances (with the shown seed's rows and its tied lattice rows,
-    to sort them by freeze step), the sweep's distances, every run's hop, five-phase, kinetics and h_mean
-    tables with the freeze summary, and the reference run's h_mean token table."""
+    to sort them by freeze step), the sweep's distances, every run's hop, five-phase, kinetics, h_mean and
+    lifespan tables with the freeze summary, and the reference run's h_mean token table."""
     experiment, runs = wildcards.experiment, runs_of(wildcards.experiment)
     reference, paired = runs["reference_seed"], flannel.report.figures.paired_seeds(runs)
     shown = flannel.report.figures.shown_seed(reference, paired)
@@ -46,6 +46,8 @@ def figure_inputs(wildcards):
         "h_mean_tokens": of(H_MEAN_TOKENS, "tied", reference_of["tied"])
         or of(H_MEAN_TOKENS, "untied", reference_of["untied"]),
         "freeze_summary": [fill(FREEZE_SUMMARY, experiment=experiment)],
+        **{f"lifespan_{tying}": of(LIFESPAN_RUNS, tying, runs[tying]) for tying in ("tied", "untied")},
+        **{f"lifespan_rows_{tying}": of(LIFESPAN_ROWS, tying, runs[tying]) for tying in ("tied", "untied")},
     }
 
 

@@ -14,6 +14,7 @@ import yaml
 from helpers import ROOT, copy_repo, job_counts, payload_sha256, snakemake, tiny_config
 
 from flannel import config as flannel_config
+from flannel.analysis import lifespan
 from flannel.errors import ConfigError
 from flannel.recording import Recording
 from flannel.report import experiments
@@ -68,11 +69,48 @@ def test_the_summary_reads_first_and_last_records(tmp_path):
     epochs = {"seed": [42, 42, 43], "matrix": ["tied W", "untied W", "tied W"], "freeze_onset": [7, 9, 11]}
     pd.DataFrame(epochs).to_csv(tmp_path / "epochs.tsv", sep="\t", index=False)
     table = experiments.summary_table([("a", "tied", 42)], [str(tmp_path / "t.tsv")], {"a": str(tmp_path / "epochs.tsv")},
-                                      {"a": {"model": {}}})
+                                      {"a": {"model": {}}}, series_tables(tmp_path))
     row = table.iloc[0]
     assert row["W_dead_freeze_onset"] == 7
     assert (row["experiment"], row["seed"], row["steps"], row["final_loss"]) == ("a", 42, 2, 2.5)
     assert row["W_dead_radius_origin_t0"] == 1.0 and row["W_dead_radius_origin_last"] == 4.0
+    # the series after 1.24: seed 42's tied W row of the freeze summary (not seed 43's, not untied), the dead W
+    # rows of the five phases (not the live one), the lifespan table's W row (not E's)
+    assert (row["W_hop_precision"], row["W_revived_by_variance"], row["W_longest_run"]) == (0.9, 0.25, 12)
+    assert row["W_dead_last_stumbling_median"] == 20 and row["W_dead_reheats_mean"] == 1.5
+    assert (row["W_radius_ratio"], row["W_rho_lead"], row["W_grad_pull"]) == (0.8, -0.3, 0.5)
+    assert list(table.columns[-len(experiments.LIFESPAN):]) == [f"W_{name}" for name in experiments.LIFESPAN]
+
+
+def series_tables(tmp_path) -> dict:
+    """A freeze summary with runs tied 42, tied 43 and untied 42; five-phase rows with two dead W rows and a live
+    one; a lifespan table with W and E. Each wanted value sits beside others the summary must not take."""
+    freeze = pd.DataFrame([{"tying": tying, "seed": seed, "matrix": "W", **{c: value for c in experiments.FREEZE.values()}}
+                           for tying, seed, value in (("tied", 42, 0.0), ("tied", 43, 5.0), ("untied", 42, 7.0))])
+    freeze.loc[0, ["dead_precision", "revived_by_variance", "longest_run"]] = (0.9, 0.25, 12)
+    phases = pd.DataFrame({"matrix": ["W", "W", "W"], "dead": [True, True, False], "reheats": [1, 2, 9],
+                           **{f"last_{p}": [10, 30, 99] for p in experiments.PHASE_BOUNDARIES}})
+    lifespan_columns = {name: [0.0, 9.0] for name in experiments.LIFESPAN}
+    lifespan_columns.update(radius_ratio=[0.8, 9.0], rho_lead=[-0.3, 9.0], grad_pull=[0.5, 9.0])
+    lifespan = pd.DataFrame({"matrix": ["W", "E"], **lifespan_columns})
+    for name, frame in (("freeze", freeze), ("phases", phases), ("lifespan", lifespan)):
+        frame.to_csv(tmp_path / f"{name}.tsv", sep="\t", index=False)
+    return {"freeze": {"a": str(tmp_path / "freeze.tsv")}, "phase_rows": [str(tmp_path / "phases.tsv")],
+            "lifespan": [str(tmp_path / "lifespan.tsv")]}
+
+
+def test_the_lifespan_columns_are_the_lifespan_tables():
+    assert set(experiments.LIFESPAN) <= set(lifespan.RUN_COLUMNS)
+    assert set(experiments.FREEZE.values()) <= set(freeze_summary_columns())
+
+
+def freeze_summary_columns() -> list[str]:
+    from flannel.analysis import five_phases, freeze_causes
+
+    shares = freeze_causes.shares(pd.DataFrame(columns=["matrix", "dead", "status", *freeze_causes.VERDICTS, "cause",
+                                                        *freeze_causes.FACTORS]), "W")
+    runs = five_phases.run_summary(pd.DataFrame(columns=five_phases.RUN_COLUMNS), "W")
+    return [*shares, *runs, "dead_precision", "dead_recall", "autocorrelation_below", "path_efficiency", "bias_to_noise"]
 
 
 # ---- end to end ---------------------------------------------------------------------------------------------
@@ -138,7 +176,7 @@ def test_changing_one_experiments_learning_rate_reruns_that_experiment_only(swee
     result = snakemake(sweeps_run, "-n", "--cores", "1", "--configfile", "config/test.yaml", "config/changed.yaml")
     jobs = job_counts(result.stdout)
     per_run = {"train": 1, "analyse_run": 1, "adam_accounting": 1, "lattice": 1, "epochs": 1, "hop_condition": 1,
-               "freeze_causes": 1, "five_phases": 1, "kinetics": 1, "h_mean": 1}
+               "freeze_causes": 1, "five_phases": 1, "kinetics": 1, "h_mean": 1, "lifespan": 1}
     per_experiment = {"replica": 1, "sanity_check": 1, "sanity_verdict": 1, "figures": 1, "report_tables": 1,
                       "epochs_table": 1, "freeze_summary": 1, "film": 1, "explorer": 1}  # film, explorer: its reference run
     assert jobs == {**per_run, **per_experiment, "experiments_summary": 1, "all": 1}, jobs

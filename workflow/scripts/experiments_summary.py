@@ -11,8 +11,13 @@ from flannel.report.tables import html_table
 with script_logging(snakemake.log[0]) as log:
     settings = json.loads(snakemake.params.settings)
     paths = [str(path) for path in snakemake.input.runs]
-    epochs = dict(zip(settings["experiments"], snakemake.input.epochs, strict=True))
-    summary = experiments.summary_table(snakemake.params.runs, paths, epochs, settings["experiments"])
+    # The per-experiment inputs come in the workflow's experiment order (the runs' order); the settings' JSON
+    # has its keys sorted, so it cannot name them.
+    names = list(dict.fromkeys(experiment for experiment, _tying, _seed in snakemake.params.runs))
+    epochs = dict(zip(names, snakemake.input.epochs, strict=True))
+    series = {"freeze": dict(zip(names, snakemake.input.freeze, strict=True)),
+              "phase_rows": list(snakemake.input.phase_rows), "lifespan": list(snakemake.input.lifespan)}
+    summary = experiments.summary_table(snakemake.params.runs, paths, epochs, settings["experiments"], series)
     write_table(summary, snakemake.output.tsv)
     write_text(snakemake.output.html, html_table("Every run of every experiment", tuple(summary.columns),
                                                  list(summary.itertuples(index=False))))

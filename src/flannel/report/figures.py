@@ -53,6 +53,7 @@ FIGURES = {
     "w_freeze_causes": Figure(HOP, "freeze causes by counterfactuals", quantities=("grads",) + ADAM_STATE),
     "x_h_mean": Figure("Dead-cloud geometry", "h_mean: persistence, angle to the dead centroid's step, liftoff, swing",
                        quantities=("embeddings", "h_mean")),
+    "y_lifespan": Figure("Freeze and optimisation", "freeze step per dead row against its start; the cloud's catch-up"),
 }
 
 # Drawn once from the summary across experiments (flannel.report.experiments), into results/experiments/figures/.

@@ -138,14 +138,22 @@ def write_run_summary(runs: list[tuple[str, int]], table_paths: list[str], outpu
     write_text(output, html_table("Runs", RUN_COLUMNS, rows))
 
 
-def write_findings(runs: list[tuple[str, int]], table_paths: list[str], decomposition_paths: list[str],
-                   output: str | Path) -> None:
-    """Notebook 1.20b's four next steps, answered with this experiment's numbers (flannel.report.findings)."""
-    from .findings import findings_rows
-
+def _by_tying(runs: list[tuple[str, int]], paths: list[str], required=("step",)) -> dict[str, list]:
     found = {"tied": [], "untied": []}
-    for (tying, _seed), path in zip(runs, table_paths, strict=True):
-        found[tying].append(read_table(path))
+    for (tying, _seed), path in zip(runs, paths, strict=True):
+        found[tying].append(read_table(path, required))
+    return found
+
+
+def write_findings(runs: list[tuple[str, int]], table_paths: list[str], decomposition_paths: list[str],
+                   lifespan_paths: list[str], output: str | Path) -> None:
+    """Notebook 1.20b's four next steps and the series' open questions, answered with this experiment's numbers
+    (flannel.report.findings); `lifespan_paths`: each run's lifespan run table, in `runs` order."""
+    from .findings import findings_rows, open_question_rows
+
+    found = _by_tying(runs, table_paths)
     decompositions = [read_table(path) for path in decomposition_paths]
-    rows = findings_rows(found["tied"], found["untied"], decompositions)
-    write_text(output, html_table("Findings: notebook 1.20b's next steps, answered", ("question", "answer", "numbers"), rows))
+    rows = findings_rows(found["tied"], found["untied"], decompositions) + open_question_rows(_by_tying(runs, lifespan_paths, ("matrix",)))
+    write_text(output, html_table("Findings: notebook 1.20b's next steps and the series' open questions, answered "
+                                  "(figure y_lifespan shows the open questions' measurements)",
+                                  ("question", "answer", "numbers"), rows))
