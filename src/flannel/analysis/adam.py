@@ -79,8 +79,9 @@ def replay_weights(w_prev: torch.Tensor, m: torch.Tensor, v: torch.Tensor, *, lr
 def exact_update(m: torch.Tensor, v: torch.Tensor, *, lr: float, step: int, beta1: float, beta2: float,
                  eps: float) -> torch.Tensor:
     """The update Adam meant to make, in float64 from the recorded moments (no rounding of the result)."""
-    m64, v64 = m.double(), v.double()
-    return -lr / (1 - beta1**step) * m64 / ((v64 / (1 - beta2**step)).sqrt() + eps)
+    # In place on float64 copies: the operations and order of -lr/(1 - beta1^t) m / (sqrt(v / (1 - beta2^t)) + eps).
+    denominator = v.to(torch.float64, copy=True).div_(1 - beta2**step).sqrt_().add_(eps)
+    return m.to(torch.float64, copy=True).mul_(-lr / (1 - beta1**step)).div_(denominator)
 
 
 # Integer views of a dtype's bits: equal views, identical bits.
@@ -179,13 +180,15 @@ def _lost(side: str, now: dict, before: dict | None, dead: torch.Tensor, *, lr: 
     have = before is not None and {"momentum", "variance"} <= set(now)
     if have:
         update = exact_update(now["momentum"], now["variance"], lr=lr, step=step, beta1=beta1, beta2=beta2, eps=eps) != 0
-        still = now["weights"] == before["weights"]
-        v_prev = before["variance"]
+        # Compared as float32 (exact for bf16, and the same answers), where torch compares much faster.
+        still = now["weights"].float() == before["weights"].float()
+        v_prev = before["variance"].float()
         positive = v_prev > 0
         # Per row, how many elements count: summed over a group's rows, the exact counts of its elements.
         per_row = {name: torch.count_nonzero(mask, dim=1) for name, mask in (
             ("update", update), ("lost", update & still), ("positive", positive),
-            ("stuck", (v_prev.mul(beta2) == v_prev) & positive), ("decreased", (now["variance"] < v_prev) & positive))}
+            ("stuck", (before["variance"].mul(beta2).float() == v_prev) & positive),
+            ("decreased", (now["variance"].float() < v_prev) & positive))}
     for group, mask in group_masks(dead):
         if not have:
             values = dict.fromkeys(("update_nonzero", "lost_update", "v_cannot_decrease", "v_decreased"), math.nan)

@@ -37,24 +37,16 @@ MIN_NORMAL = 2.0**-126
 PHASES = ("early", "mid", "late", "frozen")
 
 
-def _ulp_of_exponent() -> torch.Tensor:
-    """bf16_ulp by the 8-bit exponent field E of a bf16 number: 2^(E - 134) (E = 0, zero and subnormals: the
-    subnormal spacing 2^-133, as E = 1), NaN for E = 255 (infinities and NaN)."""
-    table = torch.ldexp(torch.ones(256, dtype=torch.float64), torch.arange(256) - 134)
-    table[0], table[255] = SUBNORMAL_ULP, math.nan
-    return table
-
-
-ULP_OF_EXPONENT = _ulp_of_exponent()
-
-
 def bf16_ulp(x: torch.Tensor) -> torch.Tensor:
     """The spacing of the bf16 lattice in the binade of each |x| (float64): 2^(floor(log2|x|) - 7), and the
     subnormal spacing 2^-133 for |x| < 2^-126 (zero included). NaN for infinities and NaN. A bf16 tensor is
-    looked up by its exponent bits (the same values, many times faster than frexp on float64)."""
+    read from its exponent bits (the same values, many times faster than frexp on float64)."""
     if x.dtype == torch.bfloat16:
-        exponent = (x.detach().view(torch.int16).to(torch.int32) >> 7) & 0xFF
-        return ULP_OF_EXPONENT[exponent]
+        # The exponent field alone is the bf16 number 2^(E - 127), the ulp times 2^7; exponent 0 (zero and the
+        # subnormals) is raised to 1, whose spacing it shares, and 255 (infinities, NaN) becomes a NaN.
+        binade = x.detach().view(torch.int16) & 0x7F80
+        binade.clamp_(min=0x0080).masked_fill_(binade == 0x7F80, 0x7FC0)
+        return binade.view(torch.bfloat16).to(torch.float64).mul_(2.0**-7)
     x64 = x.detach().to(torch.float64)
     _, exponent = torch.frexp(x64)
     ulp = torch.ldexp(torch.ones_like(x64), exponent - 8)
@@ -64,12 +56,13 @@ def bf16_ulp(x: torch.Tensor) -> torch.Tensor:
 
 def hops(x: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
     """Each element's change from `before` to `x`, in ulps of its previous value (float64, exact for bf16)."""
-    return (x.to(torch.float64) - before.to(torch.float64)) / bf16_ulp(before)
+    return (x.to(torch.float64) - before.to(torch.float64)).div_(bf16_ulp(before))
 
 
 def hop_norms(h: torch.Tensor) -> dict[str, torch.Tensor]:
     """Per row, the L1, L-infinity and L2 norms of the hop counts."""
-    return {"l1": h.abs().sum(dim=1), "linf": h.abs().amax(dim=1), "l2": torch.linalg.vector_norm(h, dim=1)}
+    size = h.abs()
+    return {"l1": size.sum(dim=1), "linf": size.amax(dim=1), "l2": torch.linalg.vector_norm(h, dim=1)}
 
 
 def on_lattice(x: torch.Tensor, before: torch.Tensor) -> bool:

@@ -36,26 +36,40 @@ def radial_fractions(x: torch.Tensor, before: torch.Tensor, centre: torch.Tensor
     """Per row, the signed radial fraction (dw . w_hat) / |dw| of the step before -> x, w_hat the unit vector
     from `centre` (the origin when None) to the row's previous position: +1 straight outward, -1 straight
     inward, 0 tangential. NaN for a row that did not move (or sat exactly on the centre)."""
-    w = rows64(before) - (0 if centre is None else rows64(centre))
     dw = rows64(x) - rows64(before)
-    step, radius = torch.linalg.vector_norm(dw, dim=1), torch.linalg.vector_norm(w, dim=1)
-    fraction = (dw * w).sum(dim=1) / (step * radius)
-    return torch.where((step > 0) & (radius > 0), fraction, torch.full_like(fraction, math.nan))
+    return _radial(dw, row_norms(dw), _from_centre(before, centre))[1]
 
 
 def radial_counts(x: torch.Tensor, before: torch.Tensor, centre: torch.Tensor | None = None) -> dict[str, float]:
     """Fractions of rows whose step moved them outward (dw . w > 0), inward (< 0) or not at all radially (the row
     did not move, or moved exactly tangentially), about `centre` (the origin when None), and the mean signed
     radial fraction of the rows that moved."""
-    if x.shape[0] == 0:
+    dw = rows64(x) - rows64(before)
+    return radial_counts_of(dw, row_norms(dw), _from_centre(before, centre))
+
+
+def radial_counts_of(dw: torch.Tensor, step: torch.Tensor, w: torch.Tensor) -> dict[str, float]:
+    """radial_counts from the float64 steps `dw`, their row norms `step` and the previous positions `w`
+    relative to the centre: a caller that has the steps already computes them once for every centre."""
+    if dw.shape[0] == 0:
         return dict.fromkeys(("outward", "inward", "no_radial", "radial_mean"), math.nan)
-    w = rows64(before) - (0 if centre is None else rows64(centre))
-    dot = ((rows64(x) - rows64(before)) * w).sum(dim=1)
-    fractions = radial_fractions(x, before, centre)
+    dot, fractions = _radial(dw, step, w)
     moved = ~fractions.isnan()
     return {"outward": (dot > 0).double().mean().item(), "inward": (dot < 0).double().mean().item(),
             "no_radial": (dot == 0).double().mean().item(),
             "radial_mean": fractions[moved].mean().item() if moved.any() else math.nan}
+
+
+def _from_centre(before: torch.Tensor, centre: torch.Tensor | None) -> torch.Tensor:
+    return rows64(before) - (0 if centre is None else rows64(centre))
+
+
+def _radial(dw: torch.Tensor, step: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row, dw . w and the signed radial fraction (dw . w) / (|dw| |w|), NaN where |dw| or |w| is 0."""
+    dot = (dw * w).sum(dim=1)
+    radius = torch.linalg.vector_norm(w, dim=1)
+    fraction = dot / (step * radius)
+    return dot, torch.where((step > 0) & (radius > 0), fraction, torch.full_like(fraction, math.nan))
 
 
 def row_norms(x: torch.Tensor) -> torch.Tensor:
@@ -78,9 +92,11 @@ def adam_step(momentum: torch.Tensor, variance: torch.Tensor, *, lr: float, step
     """Per element, the size of the update Adam made at optimizer step `step` (1-based):
     lr * |m_hat| / (sqrt(v_hat) + eps), m_hat = m / (1 - beta1^step), v_hat = v / (1 - beta2^step)
     (torch.optim.Adam's arithmetic; AdamW's decoupled weight decay is not part of it)."""
-    m_hat = rows64(momentum).abs() / (1 - beta1**step)
-    v_hat = rows64(variance) / (1 - beta2**step)
-    return lr * m_hat / (v_hat.sqrt() + eps)
+    # In place on float64 copies: the same operations in the same order as lr * m_hat / (sqrt(v_hat) + eps),
+    # with two [rows, D] buffers instead of seven.
+    m_hat = momentum.detach().to(torch.float64, copy=True).abs_().div_(1 - beta1**step)
+    v_hat = variance.detach().to(torch.float64, copy=True).div_(1 - beta2**step)
+    return m_hat.mul_(lr).div_(v_hat.sqrt_().add_(eps))
 
 
 def mean_or_nan(x: torch.Tensor) -> float:
@@ -126,9 +142,10 @@ def dead_cosine(x: torch.Tensor, dead: torch.Tensor) -> torch.Tensor:
     if n_dead < 2:
         return torch.full((x.shape[0],), math.nan, dtype=torch.float64)
     x = remove_first_component(x)
-    total = x[dead].sum(dim=0)
+    dead_rows = x[dead]
+    total = dead_rows.sum(dim=0)
     reference = (total / n_dead).expand_as(x).clone()
-    reference[dead] = (total - x[dead]) / (n_dead - 1)
+    reference[dead] = (total - dead_rows) / (n_dead - 1)
     return torch.nn.functional.cosine_similarity(x, reference, dim=1)
 
 

@@ -39,7 +39,7 @@ import torch
 from ..errors import AnalysisError
 from ..recording import Recording
 from .metrics import (adam_step, cloud, fraction_moved, indicator_aucs, mean_or_nan, mean_row_norm,
-                      principal_axes, radial_counts, row_norms, rows64)
+                      principal_axes, radial_counts_of, row_norms, rows64)
 from .rows import dead_rows, group_masks, require_matching, scheduled_lr, sides
 
 
@@ -49,34 +49,38 @@ from .rows import dead_rows, group_masks, require_matching, scheduled_lr, sides
 
 def group_metrics(prefix: str, x: torch.Tensor, first: torch.Tensor, previous: torch.Tensor | None,
                   adam: torch.Tensor | None, grad: torch.Tensor | None) -> dict[str, float]:
-    """The table's columns for one group of rows of one matrix; step-to-step quantities are NaN at record 0."""
+    """The table's columns for one group of rows of one matrix (each tensor float64, the group's rows only);
+    step-to-step quantities are NaN at record 0. The step since the previous record and its row norms are
+    computed once, for the displacement and both radial counts."""
     values = cloud(x)
-    values["displacement_from_init"] = mean_row_norm(x.double() - first.double())
-    values["displacement_step"] = math.nan if previous is None else mean_row_norm(x.double() - previous.double())
+    values["displacement_from_init"] = mean_row_norm(x - first)
+    step = None if previous is None else x - previous
+    step_norms = None if step is None else row_norms(step)
+    values["displacement_step"] = math.nan if step is None else step_norms.mean().item() if x.shape[0] else math.nan
     values["fraction_moved"] = math.nan if previous is None else fraction_moved(x, previous)
     values["grad_norm"] = math.nan if grad is None else mean_row_norm(grad)
     values["adam_step"] = math.nan if adam is None else mean_or_nan(adam)
-    for centre, about in (("origin", None), ("centroid", None if previous is None else rows64(previous).mean(dim=0))):
-        counts = (radial_counts(x, previous, about) if previous is not None
-                  else dict.fromkeys(("outward", "inward", "no_radial", "radial_mean"), math.nan))
+    for centre in ("origin", "centroid"):
+        counts = (dict.fromkeys(("outward", "inward", "no_radial", "radial_mean"), math.nan) if step is None else
+                  radial_counts_of(step, step_norms, previous if centre == "origin" else previous - previous.mean(dim=0)))
         values.update({f"{centre}_{name}": value for name, value in counts.items()})
     return {f"{prefix}_{name}": value for name, value in values.items()}
 
 
 def _read_side(recording: Recording, side: str, index: int, step: int, lr: float):
-    """The embeddings of one side at record `index`, with its grads and Adam steps (None at record 0, where
-    no step was taken, or when the quantity was not recorded)."""
+    """The embeddings of one side at record `index` (as recorded and in float64), with its grads (float64) and
+    Adam steps (None at record 0, where no step was taken, or when the quantity was not recorded)."""
     key = functools.partial(recording.matrix, side=side)
     x = recording.record(key("embeddings"), index)
     if step == 0:
-        return x, None, None
-    grad = recording.record(key("grads"), index) if key("grads") in recording.keys else None
+        return x, rows64(x), None, None
+    grad = rows64(recording.record(key("grads"), index)) if key("grads") in recording.keys else None
     adam = None
     if {key("momentum"), key("variance")} <= recording.keys:
         training = recording.config["training"]
         adam = adam_step(recording.record(key("momentum"), index), recording.record(key("variance"), index), lr=lr,
                          step=step, beta1=training["adam_beta1"], beta2=training["adam_beta2"], eps=training["adam_epsilon"])
-    return x, grad, adam
+    return x, rows64(x), grad, adam
 
 
 def _masked(tensor: torch.Tensor | None, mask: torch.Tensor) -> torch.Tensor | None:
@@ -85,19 +89,21 @@ def _masked(tensor: torch.Tensor | None, mask: torch.Tensor) -> torch.Tensor | N
 
 def record_row(recording: Recording, index: int, step: int, first: dict, previous: dict | None,
                dead: torch.Tensor) -> tuple[dict, dict]:
-    """One table row and the record's embeddings (the next call's `previous`)."""
+    """One table row and, per side and group, the record's rows in float64 (the next call's `previous`; `first`
+    is record 0's, in the same form). Each record is converted to float64 once and split into its groups
+    once; the float64 values are exact, so every metric sees what it would from the recorded dtype."""
     lr = scheduled_lr(step, recording.config["training"]) if step > 0 else math.nan
-    row, current = {"step": step, "lr": lr}, {}
+    row, current, whole = {"step": step, "lr": lr}, {}, {}
     for side in sides(recording):
-        x, grad, adam = _read_side(recording, side, index, step, lr)
-        current[side] = x
-        before = None if previous is None else previous[side]
+        x, whole[side], grad, adam = _read_side(recording, side, index, step, lr)
+        current[side] = {group: whole[side][mask] for group, mask in group_masks(dead)}
         for group, mask in group_masks(dead):
-            row.update(group_metrics(f"{side}_{group}", x[mask], first[side][mask], _masked(before, mask),
+            before = None if previous is None else previous[side][group]
+            row.update(group_metrics(f"{side}_{group}", current[side][group], first[side][group], before,
                                      _masked(adam, mask), _masked(grad, mask)))
-        row.update({f"{side}_{name}": value for name, value in indicator_aucs(x, dead).items()})
+        row.update({f"{side}_{name}": value for name, value in indicator_aucs(whole[side], dead).items()})
     if not recording.tied:
-        difference = current["E"].double() - current["W"].double()
+        difference = whole["E"] - whole["W"]
         for group, mask in group_masks(dead):
             # NaN for an empty group, as every other column: a norm over no rows is no measurement.
             row[f"E_minus_W_{group}_fro"] = torch.linalg.matrix_norm(difference[mask]).item() if mask.any() else math.nan
@@ -112,7 +118,8 @@ def analyse_run(path: str | Path, expected_config: dict | None = None) -> pd.Dat
         raise AnalysisError(f"{recording.path}: no embeddings recorded; the analysis needs them")
     dead = dead_rows(recording)
     losses = recording.tensor("losses").tolist()
-    first = {side: recording.record(recording.matrix("embeddings", side), 0) for side in sides(recording)}
+    first = {side: {group: rows64(recording.record(recording.matrix("embeddings", side), 0))[mask]
+                    for group, mask in group_masks(dead)} for side in sides(recording)}
     rows, previous = [], None
     for index, step in enumerate(recording.steps()):
         row, previous = record_row(recording, index, step, first, previous, dead)
