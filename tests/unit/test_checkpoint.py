@@ -103,3 +103,26 @@ def test_a_checkpoint_of_another_config_or_a_damaged_one_is_discarded(tiny_data,
     out.with_name(out.name + ".partial").write_bytes(b"")
     assert checkpoint.load() is None and not checkpoint.path.exists()
     assert "it cannot be read" in caplog.text
+
+
+def test_a_checkpoint_whose_recording_was_cut_short_is_discarded(tiny_data, tmp_path, caplog):
+    config = tiny_config(training={"checkpoint_every": 5, "log_every": 1})
+    out = tmp_path / "seed42.zarr.zip"
+    with pytest.raises(Stopped):
+        train(tiny_data, out, config, stop_at=12)
+    partial = out.with_name(out.name + ".partial")
+    partial.write_bytes(partial.read_bytes()[:100])
+    with caplog.at_level(logging.INFO, logger="flannel"):
+        train(tiny_data, out, config)
+    assert "the recording it continues (seed42.zarr.zip.partial) is gone or shorter than it was" in caplog.text
+    whole = tmp_path / "whole" / out.name
+    train(tiny_data, whole, tiny_config(training={"checkpoint_every": 0}))
+    assert out.read_bytes() == whole.read_bytes()
+
+
+def test_a_run_without_checkpoints_removes_one_left_before(tiny_data, tmp_path):
+    out = tmp_path / "seed42.safetensors"
+    with pytest.raises(Stopped):
+        train(tiny_data, out, tiny_config(training={"checkpoint_every": 5, "log_every": 1}), stop_at=7)
+    train(tiny_data, out, tiny_config(training={"checkpoint_every": 0}))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]

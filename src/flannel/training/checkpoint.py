@@ -64,8 +64,8 @@ class Checkpoint:
                 "it is from another config, output or code version"
         except Exception as error:  # a checkpoint cut short or damaged: starting over is always safe
             state, reason = None, f"it cannot be read ({' '.join(str(error).split())[:120]})"
-        if reason is None and not self.partial.exists():
-            reason = f"the recording it continues ({self.partial.name}) is gone"
+        if reason is None and (not self.partial.exists() or self.partial.stat().st_size < state["partial_bytes"]):
+            reason = f"the recording it continues ({self.partial.name}) is gone or shorter than it was"
         if reason is not None:
             log.warning("checkpoint %s discarded: %s; training starts at step 1", self.path.name, reason)
             self.remove()
@@ -77,7 +77,8 @@ class Checkpoint:
         recording (records after it are written again on resume)."""
         scratch = self.path.with_name(self.path.name + ".tmp")
         with open(scratch, "wb") as handle:
-            torch.save({**state, "fingerprint": self.fingerprint, "step": step}, handle)
+            torch.save({**state, "fingerprint": self.fingerprint, "step": step,
+                        "partial_bytes": self.partial.stat().st_size}, handle)
             handle.flush()
             os.fsync(handle.fileno())
         pause_point(f"checkpoint-write:{step}")

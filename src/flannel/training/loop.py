@@ -247,6 +247,8 @@ def open_checkpoint(config: dict, run: Run, out_path, token_ids_sha256: str) -> 
     """The run's checkpoint (flannel.training.checkpoint), None where training.checkpoint_every is 0."""
     every = config["training"]["checkpoint_every"]
     if not every:
+        # One left by an earlier attempt with checkpoints on would not match the .partial this run writes.
+        Checkpoint(out_path, 0, {}).remove()
         return None
     if (reason := checkpoint_unavailable()) is not None:
         log.warning("checkpoints off: %s", reason)
