@@ -70,7 +70,7 @@ def _pull_panel(ax, rows: pd.DataFrame, runs: pd.DataFrame) -> None:
 
 
 def y_lifespan(inputs: dict, settings: dict):
-    """x. Per trained W, each dead row's freeze step against each measured start, its travel against its lead
+    """y. Per trained W, each dead row's freeze step against each measured start, its travel against its lead
     along the drift, and how its step and its gradient pull it towards the centroid."""
     entries = _trained_w(inputs, settings)
     columns = len(FACTOR_WORDS) + 2
@@ -81,4 +81,4 @@ def y_lifespan(inputs: dict, settings: dict):
         _travel_panel(axes[row][-2], rows, runs)
         _pull_panel(axes[row][-1], rows, runs)
         axes[row][0].annotate(label, xy=(0, 1.45), xycoords="axes fraction", fontweight="bold")
-    return finish(fig, f"x. What sets a dead row's lifespan, and does the back of the cloud catch up? ({seed_note(settings)})")
+    return finish(fig, f"y. What sets a dead row's lifespan, and does the back of the cloud catch up? ({seed_note(settings)})")
