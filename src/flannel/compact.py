@@ -246,14 +246,14 @@ class CompactWriter:
             self.writer.wait()
         self.handle.flush()
         os.fsync(self.handle.fileno())
-        return {"zip_end": self.handle.tell(), "entries": list(self.zip.filelist),
+        return {"zip_end": self.handle.tell(), "entries": [_entry_fields(entry) for entry in self.zip.filelist],
                 "pending": {name: list(records) for name, records in self.pending.items()},
                 "previous": dict(self.previous), "stored": {name: list(i) for name, i in self.stored.items()},
                 "series": {name: list(values) for name, values in self.series.items()},
                 "digests": {name: d.state() for name, d in self.digests.items()}}
 
     def restore(self, state: dict) -> None:
-        self._open_zip("r+b", state["zip_end"], state["entries"])
+        self._open_zip("r+b", state["zip_end"], [_entry(fields) for fields in state["entries"]])
         self.pending = {name: list(records) for name, records in state["pending"].items()}
         self.previous, self.stored, self.series = dict(state["previous"]), state["stored"], state["series"]
         self.digests = {name: digest.Sha256(saved) for name, saved in state["digests"].items()}
@@ -294,6 +294,18 @@ class CompactWriter:
     def abort(self) -> None:
         self.suspend()
         self.partial.unlink(missing_ok=True)
+
+
+def _entry_fields(entry: zipfile.ZipInfo) -> dict:
+    """A ZIP entry's fields as plain values (the central directory written at finish is made from them)."""
+    return {name: getattr(entry, name) for name in zipfile.ZipInfo.__slots__ if hasattr(entry, name)}
+
+
+def _entry(fields: dict) -> zipfile.ZipInfo:
+    entry = zipfile.ZipInfo(fields["filename"])
+    for name, value in fields.items():
+        setattr(entry, name, value)
+    return entry
 
 
 def _zstd() -> ZstdCodec:

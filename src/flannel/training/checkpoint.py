@@ -7,7 +7,10 @@ the run has seen of v decreasing, and the recorder's progress, with every record
 the job finds it and goes on from that step; the run file ends with the same bytes as a run never stopped.
 
 A checkpoint holds a fingerprint of the run config, the output's name, the package versions and flannel's
-own code: one from anything else is discarded with a line in the log and the job starts over.
+own code: one from anything else is discarded with a line in the log and the job starts over. It is a
+safetensors file: the tensors and arrays by path, and everything else as JSON in its metadata, where each
+tensor, array, byte string, tuple and dict is marked (dicts keep their keys' types, as Adam's state needs its
+integer keys), so reading one back runs no code from the file.
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ import os
 import signal
 from pathlib import Path
 
+import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from .. import digest
 from ..errors import TrainingError
@@ -59,7 +65,7 @@ class Checkpoint:
         if not self.path.exists():
             return None
         try:
-            state = torch.load(self.path, weights_only=False)
+            state = read_state(self.path)
             reason = None if state.get("fingerprint") == self.fingerprint else \
                 "it is from another config, output or code version"
         except Exception as error:  # a checkpoint cut short or damaged: starting over is always safe
@@ -76,10 +82,9 @@ class Checkpoint:
         """Write atomically: a job killed mid-write leaves the previous checkpoint, which still matches the
         recording (records after it are written again on resume)."""
         scratch = self.path.with_name(self.path.name + ".tmp")
-        with open(scratch, "wb") as handle:
-            torch.save({**state, "fingerprint": self.fingerprint, "step": step,
-                        "partial_bytes": self.partial.stat().st_size}, handle)
-            handle.flush()
+        write_state(scratch, {**state, "fingerprint": self.fingerprint, "step": step,
+                              "partial_bytes": self.partial.stat().st_size})
+        with open(scratch, "rb") as handle:
             os.fsync(handle.fileno())
         pause_point(f"checkpoint-write:{step}")
         os.replace(scratch, self.path)
@@ -126,3 +131,52 @@ def set_rng_state(state: dict) -> None:
 def unavailable() -> str | None:
     """Why checkpoints cannot be written here, or None."""
     return digest.available()
+
+
+def write_state(path, state: dict) -> None:
+    tensors = {}
+    meta = json.dumps(_encode(state, "", tensors))
+    save_file(tensors, path, metadata={"state": meta})
+
+
+def read_state(path) -> dict:
+    with safe_open(path, framework="pt") as file:
+        meta = json.loads(file.metadata()["state"])
+        tensors = {key: file.get_tensor(key) for key in file.keys()}
+    return _decode(meta, tensors)
+
+
+def _encode(value, path: str, tensors: dict):
+    """`value` as JSON, its tensors and arrays moved into `tensors` under their path."""
+    if isinstance(value, torch.Tensor):
+        tensors[path] = value.detach().to("cpu").clone().contiguous()  # a copy: safetensors refuses shared storage
+        return {"tensor": path}
+    if isinstance(value, np.ndarray):  # unsigned bits go as the signed type of their width (same bytes)
+        tensors[path] = torch.from_numpy(np.ascontiguousarray(value).view(value.dtype.str.replace("<u", "<i"))).clone()
+        return {"array": path, "dtype": value.dtype.str}
+    if isinstance(value, bytes):
+        return {"bytes": value.hex()}
+    if isinstance(value, (list, tuple)):
+        items = [_encode(item, f"{path}/{index}", tensors) for index, item in enumerate(value)]
+        return {"tuple": items} if isinstance(value, tuple) else {"list": items}
+    if isinstance(value, dict):
+        return {"dict": [[key, _encode(item, f"{path}/{key}", tensors)] for key, item in value.items()]}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"checkpoint state at '{path}': {type(value).__name__} cannot be saved")
+
+
+def _decode(value, tensors: dict):
+    if not isinstance(value, dict):
+        return value
+    kind, content = next(iter(value.items()))
+    if kind == "tensor":
+        return tensors[content]
+    if kind == "array":
+        return tensors[content].numpy().view(np.dtype(value["dtype"]))
+    if kind == "bytes":
+        return bytes.fromhex(content)
+    if kind in ("list", "tuple"):
+        items = [_decode(item, tensors) for item in content]
+        return tuple(items) if kind == "tuple" else items
+    return {key: _decode(item, tensors) for key, item in content}
