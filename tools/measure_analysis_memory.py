@@ -6,8 +6,9 @@ quantity (1001 records x V=10000 x D=64, bf16: embeddings, grads, momentum and v
 10 GB) and a tied one (about 5 GB, for the decomposition), then runs in a fresh process each what its rule's
 script runs: the analysis table (flannel.analysis.per_step.analyse_run), the Adam accounting
 (flannel.analysis.adam), the lattice tables (flannel.analysis.lattice), the epochs series
-(flannel.analysis.epochs, from the lattice's rows table) and the decomposition
-(flannel.analysis.per_step.decomposition), each writing its table(s). Prints each one's peak RSS, wall time and
+(flannel.analysis.epochs, from the lattice's rows table), the decomposition
+(flannel.analysis.per_step.decomposition) and the tied/untied distances (flannel.analysis.distances), each
+writing its table(s). Prints each one's peak RSS, wall time and
 seconds per GiB of recording read, and the four per-run analyses' total. Then the one-pass figure: one read of
 every record the four analyses read (flannel.recording.Recording, each matrix once), timed alone; each analysis's
 own reads of it (the same reads, of the matrices that analysis reads); and what the four would take computed in
@@ -64,6 +65,11 @@ elif name == "epochs":
     write_table(epochs.series_table(cloud, rows, args["settings"]["speed_window"]), out + ".tsv")
 elif name == "decomposition":
     write_table(per_step.decomposition(runs["tied"], runs["untied"], expected_config=args["expected"]), out + ".tsv")
+elif name == "distances":
+    from flannel.analysis import distances
+    table, rows = distances.tied_untied(runs["tied"], runs["untied"], expected_config=args["expected"])
+    write_table(table, out + ".tsv")
+    distances.write_rows(rows, out + ".rows.safetensors")
 elif name == "read":
     from flannel.recording import Recording
     recording = Recording(runs["untied"])
@@ -79,10 +85,10 @@ print(json.dumps({"seconds": time.perf_counter() - started, "cpu_seconds": time.
                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
-# What each analysis reads: the untied run (epochs also the lattice's rows table), and for the decomposition the
-# tied one too. In the order they can run: epochs after the lattice.
+# What each analysis reads: the untied run (epochs also the lattice's rows table), and for the decomposition and
+# the distances the tied one too. In the order they can run: epochs after the lattice.
 READS = {"analyse_run": ("untied",), "adam_accounting": ("untied",), "lattice": ("untied",), "epochs": ("untied",),
-         "decomposition": ("tied", "untied")}
+         "decomposition": ("tied", "untied"), "distances": ("tied", "untied")}
 PER_RUN = ("analyse_run", "adam_accounting", "lattice", "epochs")  # the four analyses of every run
 # The recorded matrices each per-run analysis reads, every record of each side.
 MATRICES = {"analyse_run": QUANTITIES, "adam_accounting": QUANTITIES, "lattice": ("embeddings",),
@@ -150,11 +156,11 @@ def main() -> None:
         measured = [name for name in PER_RUN if name in args.only]
         records = config["training"]["steps"] // config["recording"]["record_every"] + 1
         per_run_cpu = sum(cpu[name] for name in measured)
-        # CPU time beside wall time: on a shared machine the wall time measures the neighbours too.
-        print(f"the per-run analyses ({', '.join(measured)}) of the untied run: {per_run:.0f} s in total "
-              f"({per_run_cpu:.0f} s CPU), {per_run * 1000 / records:.0f} s per 1,000 records "
-              f"({per_run_cpu * 1000 / records:.0f} s CPU)")
         if measured:
+            # CPU time beside wall time: on a shared machine the wall time measures the neighbours too.
+            print(f"the per-run analyses ({', '.join(measured)}) of the untied run: {per_run:.0f} s in total "
+                  f"({per_run_cpu:.0f} s CPU), {per_run * 1000 / records:.0f} s per 1,000 records "
+                  f"({per_run_cpu * 1000 / records:.0f} s CPU)")
             one_pass(runs, config, folder, args.threads, {name: cpu[name] for name in measured}, records)
         print(f"highest peak RSS {worst:.0f} MiB: {'within' if worst <= LIMIT_MIB else 'OVER'} {LIMIT_MIB} MiB")
 

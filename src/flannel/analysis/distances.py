@@ -54,13 +54,14 @@ def tied_untied(tied_path: str | Path, untied_path: str | Path,
     untied = Recording(untied_path).expect(tied=False, config=expected_config)
     require_matching(tied, untied)
     dead, steps = dead_rows(tied), tied.steps()
-    rows, per_row = [], []
+    # Filled in place: a small tensor kept per step between the steps' large temporaries fragments the heap
+    # until it holds GBs (3.5 GB at the notebooks' scale).
+    matrix, rows = torch.empty(int(dead.sum()), len(steps), dtype=torch.float32), []
     for index, step in enumerate(steps):
         distances = row_distances(tied.record("embeddings", index), untied.record("embeddings_W", index))
         rows.append({"step": step, **group_statistics(distances, dead)})
-        per_row.append(distances[dead].float())
-    matrix = torch.stack(per_row, dim=1) if per_row else torch.zeros(int(dead.sum()), 0)
-    return pd.DataFrame(rows), {"distances": matrix.contiguous(), "tokens": tied.tensor("recorded_rows")[dead].long(),
+        matrix[:, index] = distances[dead]
+    return pd.DataFrame(rows), {"distances": matrix, "tokens": tied.tensor("recorded_rows")[dead].long(),
                                 "steps": torch.tensor(steps, dtype=torch.int64)}
 
 
