@@ -60,7 +60,12 @@ def script_modules(script: str | Path, package_dir: str | Path) -> list[str]:
     """The package modules `script` imports, directly or through other package modules, plus __init__;
     dotted names inside the package (a subpackage stands for its __init__)."""
     package_dir = Path(package_dir)
-    pending = _imported(ast.parse(Path(script).read_text(encoding="utf-8")), None, False, package_dir)
+    return _reachable(_imported(ast.parse(Path(script).read_text(encoding="utf-8")), None, False, package_dir),
+                      package_dir)
+
+
+def _reachable(pending: set[str], package_dir: Path) -> list[str]:
+    """`pending` and the package modules they import, directly or not, plus __init__."""
     modules = {"__init__"}
     while pending:
         name = pending.pop()
@@ -85,9 +90,17 @@ def _without_docstrings(tree: ast.AST) -> ast.AST:
 
 def code_digest(script: str | Path, package_dir: str | Path) -> str:
     """A digest of the code of every package module `script` runs (comments and docstrings excluded)."""
-    package_dir = Path(package_dir)
+    return _digest(script_modules(script, Path(package_dir)), Path(package_dir))
+
+
+def module_digest(module: str, package_dir: str | Path) -> str:
+    """code_digest of a package module (dotted, inside the package) and every module it runs."""
+    return _digest(_reachable(_with_parents(module), Path(package_dir)), Path(package_dir))
+
+
+def _digest(modules: list[str], package_dir: Path) -> str:
     digest = hashlib.sha256()
-    for name in script_modules(script, package_dir):
+    for name in modules:
         path = package_dir / "__init__.py" if name == "__init__" else _path(name, package_dir)
         tree = _without_docstrings(ast.parse(path.read_text(encoding="utf-8")))
         digest.update(f"{name}\0{ast.dump(tree)}\0".encode())

@@ -13,7 +13,7 @@ import sys
 import pytest
 from helpers import ROOT, python_env
 
-from flannel.codedigest import code_digest, script_modules
+from flannel.codedigest import code_digest, module_digest, script_modules
 
 SCRIPTS = sorted((ROOT / "workflow" / "scripts").glob("*.py"))
 PACKAGE = ROOT / "src" / "flannel"
@@ -62,6 +62,20 @@ def test_the_digest_ignores_comments_and_docstrings_but_not_code(fake_package):
     assert code_digest(script, package) == before
     (package / "f.py").write_text("other = 3\n")
     assert code_digest(script, package) != before
+
+
+def test_a_module_digest_covers_the_modules_it_runs_from_inside_the_package(fake_package):
+    """A checkpoint's code version: relative imports count, as do the modules the module's own package runs."""
+    package, _ = fake_package
+    before = module_digest("s.e", package)
+    (package / "a.py").write_text("x = 3\n")  # s.e does not reach a
+    (package / "s" / "e.py").write_text('"""Now documented."""\nfrom ..f import other\n')
+    assert module_digest("s.e", package) == before
+    (package / "f.py").write_text("other = 3\n")  # reached through `from ..f import other`
+    assert module_digest("s.e", package) != before
+    before = module_digest("s.e", package)
+    (package / "s" / "__init__.py").write_text("y = 1\n")
+    assert module_digest("s.e", package) != before
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda path: path.name)

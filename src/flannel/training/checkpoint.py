@@ -6,8 +6,8 @@ schedule, the RNG state, the step (the batch order is its own seeded generator, 
 the run has seen of v decreasing, and the recorder's progress, with every record so far on disk. A rerun of
 the job finds it and goes on from that step; the run file ends with the same bytes as a run never stopped.
 
-A checkpoint holds a fingerprint of the run config, the output's name, the package versions and flannel's
-own code: one from anything else is discarded with a line in the log and the job starts over. It is a
+A checkpoint holds a fingerprint of the run config, the output's name, the package versions and the code
+training runs: one from anything else is discarded with a line in the log and the job starts over. It is a
 safetensors file: the tensors and arrays by path, and everything else as JSON in its metadata, where each
 tensor, array, byte string, tuple and dict is marked (dicts keep their keys' types, as Adam's state needs its
 integer keys), so reading one back runs no code from the file.
@@ -28,6 +28,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .. import digest
+from ..codedigest import module_digest
 from ..errors import TrainingError
 
 log = logging.getLogger("flannel.training.checkpoint")
@@ -40,11 +41,20 @@ class Stopped(TrainingError):
 
 
 def code_version() -> str:
-    """SHA-256 of flannel's source files, so a checkpoint from other code is never used."""
-    whole = hashlib.sha256()
-    for path in sorted(PACKAGE.rglob("*.py")):
-        whole.update(path.relative_to(PACKAGE).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return whole.hexdigest()
+    """The digest of the code training runs (the loop and every flannel module it reaches; comments and
+    docstrings aside, as the rules' code params), so a checkpoint from other training code is never used."""
+    return module_digest("training.loop", PACKAGE)
+
+
+def checkpoint_path(out_path) -> Path:
+    return Path(out_path).with_name(Path(out_path).name + ".checkpoint")
+
+
+def remove_checkpoint(out_path) -> None:
+    """Remove the checkpoint of the run written to `out_path`, and a half-written one."""
+    path = checkpoint_path(out_path)
+    path.unlink(missing_ok=True)
+    path.with_name(path.name + ".tmp").unlink(missing_ok=True)
 
 
 class Checkpoint:
@@ -52,7 +62,7 @@ class Checkpoint:
 
     def __init__(self, out_path, every: int, identity: dict):
         out_path = Path(out_path)
-        self.path = out_path.with_name(out_path.name + ".checkpoint")
+        self.out_path, self.path = out_path, checkpoint_path(out_path)
         self.partial = out_path.with_name(out_path.name + ".partial")
         self.every = every
         self.fingerprint = hashlib.sha256(json.dumps(
@@ -94,8 +104,7 @@ class Checkpoint:
         return self.every > 0 and step % self.every == 0
 
     def remove(self) -> None:
-        self.path.unlink(missing_ok=True)
-        self.path.with_name(self.path.name + ".tmp").unlink(missing_ok=True)
+        remove_checkpoint(self.out_path)
 
     def catch_stop_signals(self):
         """SIGTERM and Ctrl-C, from here on, ask the loop to save a checkpoint and stop after the current step;

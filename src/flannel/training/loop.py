@@ -31,7 +31,7 @@ from ..errors import ConfigError, TrainingError
 from ..outputs import write_tsv
 from . import numerics
 from .model import DTYPES, HMeanHook, build_model, embedding_E, state_sha256, unembedding_W
-from .checkpoint import Checkpoint, Stopped, pause_point, rng_state, set_rng_state
+from .checkpoint import Checkpoint, Stopped, pause_point, remove_checkpoint, rng_state, set_rng_state
 from .checkpoint import unavailable as checkpoint_unavailable
 from .recorder import RunRecorder
 
@@ -248,7 +248,7 @@ def open_checkpoint(config: dict, run: Run, out_path, token_ids_sha256: str) -> 
     every = config["training"]["checkpoint_every"]
     if not every:
         # One left by an earlier attempt with checkpoints on would not match the .partial this run writes.
-        Checkpoint(out_path, 0, {}).remove()
+        remove_checkpoint(out_path)
         return None
     if (reason := checkpoint_unavailable()) is not None:
         log.warning("checkpoints off: %s", reason)
