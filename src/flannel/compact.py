@@ -348,6 +348,11 @@ class CompactSource:
             return torch.stack([self.record(name, index) for index in range(self.shape(name)[0])])
         return self._torch(self._read(name, ...), name)
 
+    def replayed_records(self, name: str) -> frozenset[int]:
+        if "derived" not in self.arrays[name].attrs:
+            return frozenset()
+        return frozenset(range(self.shape(name)[0])) - frozenset(self.arrays[name].attrs["stored_records"])
+
     def record(self, name: str, index: int) -> torch.Tensor:
         if not 0 <= index < self.shape(name)[0]:
             raise IndexError(f"{self.path}: record {index} of '{name}' (it has {self.shape(name)[0]})")

@@ -50,14 +50,18 @@ def round_to(x: np.ndarray, bf16: bool) -> np.ndarray:
 
 def fma32(a, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     """a x b + c rounded once to float32 (float32 arrays, or a float32 scalar a)."""
-    product = np.multiply(b, np.float64(a), dtype=np.float64)  # exact: 24 + 24 bits
-    total = product + c
+    total = np.multiply(b, np.float64(a) if np.ndim(a) == 0 else a, dtype=np.float64)  # exact: 24 + 24 bits
+    total += c
     result = total.astype(np.float32)
-    # Rounding twice differs from once only where float64 landed exactly on a tie between two float32s;
-    # there, the part of the exact sum that float64 rounded away (TwoSum) says which way.
-    ties = np.flatnonzero((total.view(np.uint64) & np.uint64(0x1FFFFFFF)) == np.uint64(0x10000000))
+    # Rounding twice differs from once only where float64 landed exactly on a tie between two float32s (the
+    # 29 bits float32 drops are 1000...0: all in the low word); there, the part of the exact sum that float64
+    # rounded away (TwoSum) says which way.
+    low_words = total.view(np.uint32)[0 if np.little_endian else 1::2]
+    ties = np.flatnonzero((low_words & np.uint32(0x1FFFFFFF)) == np.uint32(0x10000000))
     if ties.size:
-        p, t, c_tie = product.ravel()[ties], total.ravel()[ties], np.asarray(c, dtype=np.float64).ravel()[ties]
+        a_tie = a if np.ndim(a) == 0 else np.asarray(a).ravel()[ties]
+        p = np.multiply(np.asarray(b).ravel()[ties], a_tie, dtype=np.float64)
+        t, c_tie = total.ravel()[ties], np.asarray(c).ravel()[ties].astype(np.float64)
         back = t - p
         error = (p - (t - back)) + (c_tie - back)
         nearest = result.ravel()[ties]

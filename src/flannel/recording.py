@@ -267,6 +267,9 @@ class SafetensorsSource:
     def shape(self, name: str) -> list[int]:
         return self._file.get_slice(name).get_shape()
 
+    def replayed_records(self, name: str) -> frozenset[int]:
+        return frozenset()  # every record is stored
+
 
 class Recording:
     """Lazy, checked read access to a finished recording, safetensors or compact (flannel.compact): the same
@@ -309,6 +312,13 @@ class Recording:
     def shape(self, name: str) -> list[int]:
         self._require(name)
         return self._source.shape(name)
+
+    def replayed_records(self, name: str) -> frozenset[int]:
+        """The records of `name` a compact recording derives rather than stores: Adam moments replayed from
+        the previous record and the grads (flannel.compact), each checked against the optimizer's own bytes
+        when it was recorded (it is stored where they differ). Empty for a safetensors recording."""
+        self._require(name)
+        return self._source.replayed_records(name)
 
     def matrix(self, quantity: str, side: str = "W") -> str:
         """The key of a recorded matrix: tied files hold one (E is W), untied ones an _E and a _W."""

@@ -7,6 +7,7 @@ import json
 import zipfile
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import zarr
@@ -14,6 +15,7 @@ from zarr.storage import ZipStore
 
 from helpers import tensor_bytes, tiny_config, train_tiny
 
+from flannel.analysis.adam import adam_accounting
 from flannel.compact import KEYFRAME_EVERY
 from flannel.errors import RecordingError
 from flannel.recording import Recording, convert_recording
@@ -63,6 +65,15 @@ def test_moments_are_stored_only_at_keyframes_where_the_replay_closes(both_forma
     group = zarr.open_group(ZipStore(both_formats["compact"], mode="r"), mode="r")
     for name in ("momentum_E", "momentum_W", "variance_E", "variance_W"):
         assert group[name].attrs["stored_records"] == [0, KEYFRAME_EVERY]
+
+
+def test_the_adam_accounting_counts_derived_moments_as_rebuilt_and_equals_the_safetensors_one(both_formats):
+    compact, raw = Recording(both_formats["compact"]), Recording(both_formats["safetensors"])
+    assert compact.replayed_records("variance_E") == frozenset(range(41)) - {0, KEYFRAME_EVERY}
+    assert compact.replayed_records("embeddings_W") == raw.replayed_records("momentum_W") == frozenset()
+    table = adam_accounting(both_formats["compact"])
+    pd.testing.assert_frame_equal(table, adam_accounting(both_formats["safetensors"]), check_exact=True)
+    assert (table.filter(like="_bitwise").iloc[1:] == 1.0).all().all()
 
 
 def test_a_moment_the_replay_cannot_rebuild_is_stored(tiny_data, tmp_path):

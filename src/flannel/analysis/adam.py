@@ -15,7 +15,10 @@ each intermediate rounds as it did in training, and W_t rounded once into the we
 rebuilt from the recorded m_t and v_t (so a wrong moment shows at its own step); m_t and v_t from the recorded
 previous moments, the recorded pre-clip grad and the recorded pre-clip global norm (`grad_norms`). lr is the
 config's schedule (flannel.analysis.rows.scheduled_lr). The replay closes bitwise only where consecutive steps were
-recorded in a dtype that holds the optimizer state exactly; elsewhere its columns are NaN.
+recorded in a dtype that holds the optimizer state exactly; elsewhere its columns are NaN. A compact
+recording's derived moment records are this replay already (flannel.compact), each checked against the
+optimizer's bytes as it was recorded and stored where they differed: they count as rebuilt without a second
+replay, which would repeat the decoding's arithmetic on the same inputs (half the accounting's time).
 
 Lost updates: the exact update -lr/(1 - beta1^t) m_t / (sqrt(v_t / (1 - beta2^t)) + eps), computed in float64
 from the recorded moments, is nonzero while the recorded weight did not change (the bf16 rounding ate it).
@@ -146,6 +149,9 @@ def accounting_rows(recording: Recording):
     held = {"weights": dtype, "momentum": state_dtype(training), "variance": state_dtype(training)}
     dead = dead_rows(recording)
     norms = recording.tensor("grad_norms").tolist() if "grad_norms" in recording.keys else None
+    replayed = {side: recording.replayed_records(recording.matrix("momentum", side)) &
+                recording.replayed_records(recording.matrix("variance", side)) for side in sides(recording)} \
+        if moments else {}
     previous, previous_step = None, None
     for index, step in enumerate(recording.steps()):
         current = {side: {q: recording.record(recording.matrix(k, side), index).to(held[q]) for q, k in
@@ -160,7 +166,9 @@ def accounting_rows(recording: Recording):
             before = previous[side] if consecutive else None
             fractions = dict.fromkeys(QUANTITIES, math.nan)
             if why_not is None and before is not None:
-                if moments:
+                if moments and index in replayed[side]:
+                    fractions["momentum"] = fractions["variance"] = 1.0
+                elif moments:
                     grad = recording.record(recording.matrix("grads", side), index).to(dtype)
                     m, v = replay_moments(before["momentum"], before["variance"], grad, clip=clip, **hyper)
                     fractions["momentum"] = bitwise_fraction(m, now["momentum"])
