@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
+import subprocess
+import sys
 
 import pytest
 from helpers import ROOT, job_counts, snakemake
@@ -51,6 +53,7 @@ EXPECTED = {
     "snakemake --cores 2 --configfile config/test.yaml config/sweeps.yaml": "sweeps",
     "snakemake --cores 2 --configfile config/long.yaml": "long runs",
     "snakemake --cores 2 --configfile config/long.yaml config/long_test.yaml": "long runs",
+    "snakemake --cores 2 --configfile data/notebook_scale/config.yaml": "real text",
 }
 
 
@@ -62,6 +65,9 @@ def test_each_readme_command_does_what_it_says(finished, command):
         for name in ("corpus.txt", "tokenizer.json"):
             (finished / "my").mkdir(exist_ok=True)
             (finished / "my" / name).write_text("{}")
+    if expected == "real text":  # the README runs the tool first
+        subprocess.run([sys.executable, "tools/notebook_scale_corpus.py", "data/notebook_scale"], cwd=finished,
+                       check=True, capture_output=True)
     result = dry_run(finished, command)
     jobs = job_counts(result.stdout)
     if expected == "nothing to do":
@@ -74,6 +80,8 @@ def test_each_readme_command_does_what_it_says(finished, command):
         assert jobs["train"] == 5 and jobs["replica"] == 5 and jobs["experiments_summary"] == 1, jobs
     elif expected == "notebook scale":
         assert jobs["train"] == 11 and "train_tokenizer" not in jobs, jobs  # Flannel 3's ten seeds and Flannel 2
+    elif expected == "real text":  # a BPE trained on the new text, one tied and one untied run with replicas
+        assert jobs["train_tokenizer"] == 1 and jobs["train"] == 2 and jobs["replica"] == 2, jobs
     else:
         assert jobs == expected, jobs
 
