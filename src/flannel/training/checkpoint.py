@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,7 @@ from ..errors import TrainingError
 log = logging.getLogger("flannel.training.checkpoint")
 PACKAGE = Path(__file__).resolve().parents[1]
 _PAUSED = set()
+PAUSE_GRACE_SECONDS = 0.5
 
 
 class Stopped(TrainingError):
@@ -125,6 +127,10 @@ def pause_point(name: str) -> None:
     if os.environ.get("FLANNEL_PAUSE_AT") == name and name not in _PAUSED:
         _PAUSED.add(name)
         os.kill(os.getpid(), signal.SIGSTOP)
+        # A signal sent during the pause may be delivered to another thread (the recording's writer, zarr's),
+        # whose handler sets the stop flag a moment after this thread goes on: the grace lets it land before
+        # the loop looks at the flag, so the test's signal counts at this point, not one step later.
+        time.sleep(PAUSE_GRACE_SECONDS)
 
 
 def rng_state() -> dict:
