@@ -52,11 +52,16 @@ def checkpoint_path(out_path) -> Path:
     return Path(out_path).with_name(Path(out_path).name + ".checkpoint")
 
 
+def _scratch(path: Path) -> Path:
+    """Where a checkpoint is written before it is renamed into place."""
+    return path.with_name(path.name + ".tmp")
+
+
 def remove_checkpoint(out_path) -> None:
     """Remove the checkpoint of the run written to `out_path`, and a half-written one."""
     path = checkpoint_path(out_path)
     path.unlink(missing_ok=True)
-    path.with_name(path.name + ".tmp").unlink(missing_ok=True)
+    _scratch(path).unlink(missing_ok=True)
 
 
 class Checkpoint:
@@ -93,7 +98,7 @@ class Checkpoint:
     def save(self, step: int, state: dict) -> None:
         """Write atomically: a job killed mid-write leaves the previous checkpoint, which still matches the
         recording (records after it are written again on resume)."""
-        scratch = self.path.with_name(self.path.name + ".tmp")
+        scratch = _scratch(self.path)
         write_state(scratch, {**state, "fingerprint": self.fingerprint, "step": step,
                               "partial_bytes": self.partial.stat().st_size})
         with open(scratch, "rb") as handle:
